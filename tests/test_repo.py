@@ -1,0 +1,63 @@
+"The project's own shape: notebooks are the source of truth, README is made from index.ipynb, CI runs README's tests."
+import configparser, re, shutil, subprocess, sys
+from pathlib import Path
+import yaml
+from conftest import BIN, ROOT, run
+
+
+def _copy_of_repo(dst):
+    "The working tree as git sees it (tracked and untracked-but-not-ignored files, symlinks kept)."
+    files = subprocess.run(['git', 'ls-files', '-z', '-co', '--exclude-standard'], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(['tar', '--null', '-T', '-', '-cf', dst / 'repo.tar'], cwd=ROOT, input=files, check=True)
+    (dst / 'repo').mkdir()
+    subprocess.run(['tar', '-xf', dst / 'repo.tar', '-C', dst / 'repo'], check=True)
+    return dst / 'repo', [f for f in files.decode().split('\0') if f]
+
+
+def test_top_level_layout():
+    for name in ['settings.ini', 'nbs', 'lmlab', 'tests', 'index.ipynb', '_quarto.yml', 'setup.py', 'README.md', '.ci/run', 'Makefile']:
+        assert (ROOT / name).exists(), name
+    # nbs/ sees the top-level index and quarto config through links, so the site has one source for each
+    assert (ROOT / 'nbs/index.ipynb').resolve() == (ROOT / 'index.ipynb').resolve()
+    assert (ROOT / 'nbs/_quarto.yml').resolve() == (ROOT / '_quarto.yml').resolve()
+
+
+def test_export_and_clean_change_nothing(tmp_path):
+    repo, files = _copy_of_repo(tmp_path)
+    run([BIN / 'nbdev_export'], cwd=repo)
+    run([BIN / 'nbdev_clean'], cwd=repo)
+    changed = [f for f in files if (repo / f).is_file() and (repo / f).read_bytes() != (ROOT / f).read_bytes()]
+    new = [str(p.relative_to(repo)) for p in (repo / 'lmlab').rglob('*.py') if not (ROOT / p.relative_to(repo)).exists()]
+    assert not changed and not new, f"nbdev_export/nbdev_clean would change {changed + new}: edit the notebooks, export, clean, commit"
+
+
+def test_readme_is_made_from_index():
+    run([sys.executable, ROOT / 'scripts/docs.py', 'readme', '--check'])
+
+
+def test_readme_has_exactly_two_commands_and_ci_runs_the_test_one():
+    readme = (ROOT / 'README.md').read_text()
+    block = re.search(r'## The two commands.*?```sh\n(.*?)```', readme, re.S).group(1)
+    commands = [l.split('#')[0].strip() for l in block.splitlines() if l.split('#')[0].strip()]
+    assert commands == ['make run', 'make test'], commands
+    ci = (ROOT / '.ci/run').read_text()
+    assert re.search(r'^(time )?make test$', ci, re.M), 'CI must run README\'s test command'
+
+
+def test_sidebar_lists_every_notebook():
+    cfg = configparser.ConfigParser(); cfg.read(ROOT / 'settings.ini')
+    nbs = ROOT / cfg['DEFAULT']['nbs_path']
+    side = yaml.safe_load((nbs / 'sidebar.yml').read_text())['website']['sidebar']['contents']
+    def flat(items):
+        for it in items:
+            if isinstance(it, dict): yield from flat(it['contents'])
+            else: yield it
+    listed = sorted(flat(side))
+    present = sorted(str(p.relative_to(nbs)) for p in nbs.rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts)
+    assert listed == present
+
+
+def test_settings_pin_nbdev2_and_its_needs():
+    reqs = configparser.ConfigParser(); reqs.read(ROOT / 'settings.ini')
+    dev = reqs['DEFAULT']['dev_requirements'].split()
+    for pin in ['nbdev==2.4.14', 'fastcore<2', 'execnb<0.2', 'ghapi<2']: assert pin in dev
