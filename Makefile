@@ -22,7 +22,7 @@ $(VENV)/.installed: setup.py settings.ini pyproject.toml
 setup: $(VENV)/.installed  ## Build the virtual environment (once; again when settings.ini changes)
 
 run: setup  ## The main job: Experiment 1 headless in its quick profile
-	$(BIN)/python scripts/run_experiment.py nbs/experiments/01_experiment1.ipynb --profile quick
+	$(BIN)/lmlab-train --profile quick --run-dir runs/quick-$$(date +%Y%m%d-%H%M%S)
 
 test: setup test-nbs test-py  ## Every notebook under nbdev_test, then pytest tests/
 

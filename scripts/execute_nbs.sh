@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Re-run notebooks in place so the committed outputs (tables, plots, samples) are real, then clean them.
+# Usage: scripts/execute_nbs.sh [notebook ...]   (default: every notebook under nbs/)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.venv/bin}
+nbs=("$@"); [ ${#nbs[@]} -gt 0 ] || mapfile -t nbs < <(find nbs -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
+for nb in "${nbs[@]}"; do
+  echo "executing $nb"
+  (cd "$(dirname "$nb")" && "$OLDPWD/$BIN/jupyter" nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 "$(basename "$nb")" 2>&1 | grep -v "^\[NbConvertApp\]" || true)
+done
+"$BIN/nbdev_clean"
+"$BIN/python" scripts/docs.py readme

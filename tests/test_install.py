@@ -1,0 +1,24 @@
+"`pip install lmlab`: a wheel built from the repo installs into a fresh virtual environment and works from elsewhere."
+import subprocess, sys, zipfile
+from pathlib import Path
+from conftest import ROOT, run
+
+
+def test_wheel_installs_into_a_fresh_venv(tmp_path):
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", ROOT], timeout=900)
+    wheel, = (tmp_path / "dist").glob("lmlab-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {"lmlab/data.py", "lmlab/model.py", "lmlab/train.py"} <= set(names)
+    assert not any(n.startswith(("tests/", "nbs/", "scripts/")) for n in names)  # the library only
+
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", venv])
+    py = venv / "bin/python"
+    run([py, "-m", "pip", "install", "-q", "torch==2.13.0"], timeout=900)  # CPU build first, as README says
+    run([py, "-m", "pip", "install", "-q", wheel], timeout=900)
+    run([py, "-m", "pip", "check"])
+    elsewhere = tmp_path / "elsewhere"; elsewhere.mkdir()
+    out = run([py, "-c", "import lmlab, lmlab.data, lmlab.model, lmlab.train, lmlab.model as m; "
+                         "print(lmlab.__file__); print(sum(p.numel() for p in m.LanguageModel().parameters()))"], cwd=elsewhere).stdout
+    assert str(venv) in out and "869153" in out
+    assert "--run-dir" in run([venv / "bin/lmlab-train", "--help"], cwd=elsewhere).stdout
