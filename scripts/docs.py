@@ -43,6 +43,16 @@ def _front_matter(nb):
     return meta, cells
 
 
+def _plain_output(o):
+    "show_doc writes quarto's link attributes ({target=...}) into its markdown: plain renderers would show them as text."
+    o = dict(o)
+    if 'data' in o and 'text/markdown' in o['data']:
+        md = o['data']['text/markdown']
+        md = ''.join(md) if isinstance(md, list) else md
+        o['data'] = {**o['data'], 'text/markdown': re.sub(r'\{target="_blank"[^}]*\}', '', md)}
+    return o
+
+
 def _to_nbformat(nb, cells):
     out = nbformat.v4.new_notebook()
     out.metadata['language_info'] = {'name': 'python'}
@@ -53,7 +63,7 @@ def _to_nbformat(nb, cells):
         elif c.cell_type == 'raw': new = nbformat.v4.new_raw_cell(src)
         else:
             new = nbformat.v4.new_code_cell(src)
-            new.outputs = [nbformat.from_dict(dict(o)) for o in c.get('outputs', [])]
+            new.outputs = [nbformat.from_dict(_plain_output(o)) for o in c.get('outputs', [])]
             # quarto's `#| echo: false` hides the code and keeps the output
             if re.search(r'^#\|\s*echo:\s*false', src, re.M): new.metadata['tags'] = ['remove_input']
         out.cells.append(new)
