@@ -22,12 +22,12 @@ $(VENV)/.installed: setup.py settings.ini pyproject.toml
 setup: $(VENV)/.installed  ## Build the virtual environment (once; again when settings.ini changes)
 
 run: setup  ## The main job: Experiment 1 headless in its quick profile
-	$(BIN)/lmlab-train --profile quick --run-dir runs/quick-$$(date +%Y%m%d-%H%M%S)
+	$(BIN)/python scripts/run_experiment.py nbs/experiments/01_experiment1.ipynb --mode quick --runs runs
 
 test: setup test-nbs test-py  ## Every notebook under nbdev_test, then pytest tests/
 
 test-nbs: setup
-	$(BIN)/nbdev_test --n_workers 2 --timing
+	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing  # one thread each: two notebooks share two cores
 
 test-py: setup
 	$(BIN)/python -m pytest tests -q
@@ -46,3 +46,7 @@ html: setup  ## The docs pages as HTML under _site/, offline (no quarto needed)
 
 docs: setup  ## The full quarto site under _docs/ (needs quarto installed)
 	$(BIN)/nbdev_docs
+
+bench: setup  ## Benchmarks, lmlab beside a plain baseline; results in bench/results/
+	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/tokenization.py
