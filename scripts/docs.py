@@ -133,8 +133,8 @@ def site():
         head = f"# {title}\n\n" + (f"> {meta['description']}" if meta.get('description') else '')
         page.cells.insert(0, nbformat.v4.new_markdown_cell(head))
         body, _ = exporter.from_notebook_node(page, resources={'metadata': {'name': title}})
-        body = body.replace(base, '')  # doc links are absolute to the published site: make them local
         target = out / page_name(rel)
+        body = body.replace(base, '../' * (len(page_name(rel).parts) - 1))  # doc links point at the published site: make them local
         body = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + _sidebar(cfg, page_name(rel)), body, count=1)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body, encoding='utf-8')
