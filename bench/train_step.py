@@ -8,7 +8,8 @@ The baseline is the same LanguageModel computing full float32 logits and F.cross
 a plain loop with the same optimizer, on the same batches. lmlab is its Trainer (chunked loss; bf16 autocast on CUDA).
 Each variant runs in its own process (one's allocations would slow the other), twice by default, alternating, and the
 better run of each is kept (interference on a shared machine only slows runs down). Each reports the median step time,
-tokens per second, peak memory and its per-step losses, which must agree to float32 rounding. Results are printed as a
+tokens per second, peak memory and its per-step losses, which must agree to float32 rounding; the validation pass
+reports its time and total loss, likewise alternated and kept best of the repeats. Results are printed as a
 table and saved to bench/results/train_step-<device>.json.
 """
 import argparse, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
@@ -83,6 +84,7 @@ def child_eval(a):
     device = str(resolve_device(a.device))
     torch.manual_seed(0)
     val = tokens(a.val_tokens, 3)
+    val = val[:(len(val) - 1) // a.seq_len * a.seq_len + 1]  # whole windows only: both ways score exactly the same tokens
     rss0 = peak_mb(device)
     model = LanguageModel.from_config(ModelConfig(max_seq_len=a.seq_len, dropout=0.0)).to(device).eval()
     sync(device); t0 = time.perf_counter()
@@ -96,6 +98,13 @@ def child_eval(a):
                 nll += F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.to(device).reshape(-1), reduction="sum").item()
     sync(device)
     print(json.dumps(dict(seconds=time.perf_counter() - t0, peak_mb=peak_mb(device), start_mb=rss0, nll=nll)))
+
+
+def commit():
+    "The code the figures came from: the git commit, marked '+changes' when the tree differs from it."
+    git = lambda *c: subprocess.run(["git", *c], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
+    head = git("rev-parse", "--short", "HEAD")
+    return (head + ("+changes" if git("status", "--porcelain", "--", "lmlab", "bench") else "")) if head else "unknown"
 
 
 def matmul_peak(device):
@@ -129,7 +138,7 @@ def main():
     ap.add_argument("--val-tokens", type=int, default=243_000)  # about WikiText-2's validation split
     ap.add_argument("--epoch-tokens", type=float, default=120e6)  # about WikiText-103's training split in GPT-2 tokens
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--repeats", type=int, default=2, help="runs of each training variant, alternating; the best is reported")
+    ap.add_argument("--repeats", type=int, default=2, help="runs of each variant, alternating; the best is reported")
     ap.add_argument("--child", choices=["train", "eval"])
     ap.add_argument("--mode", choices=["baseline", "lmlab"])
     a = ap.parse_args()
@@ -142,7 +151,10 @@ def main():
     runs = [(spawn("train", "baseline", a), spawn("train", "lmlab", a)) for _ in range(a.repeats)]
     base = min((b for b, _ in runs), key=lambda r: r["step_s"])
     lm = min((l for _, l in runs), key=lambda r: r["step_s"])
-    ebase, elm = spawn("eval", "baseline", a), spawn("eval", "lmlab", a)
+    evals = [(spawn("eval", "baseline", a), spawn("eval", "lmlab", a)) for _ in range(a.repeats)]
+    ebase = min((b for b, _ in evals), key=lambda r: r["seconds"])
+    elm = min((l for _, l in evals), key=lambda r: r["seconds"])
+    val_diff = abs(elm["nll"] - ebase["nll"]) / abs(ebase["nll"])
     peak = matmul_peak(device)
     fpt = train_flops_per_token(ModelConfig(max_seq_len=a.seq_len), a.seq_len)["with_attention"]
     diff = max(abs(x - y) / abs(y) for x, y in zip(lm["losses"], base["losses"]))
@@ -161,6 +173,7 @@ def main():
         (f"validation pass over {a.val_tokens:,} tokens (s)", f"{ebase['seconds']:.2f}", f"{elm['seconds']:.2f}", f"{elm['seconds'] / ebase['seconds']:.2f}"),
         (f"validation pass: {mem.replace(' (MB)', '')} above start (MB)", f"{ebase['peak_mb'] - ebase['start_mb']:,.0f}", f"{elm['peak_mb'] - elm['start_mb']:,.0f}", ""),
         ("largest relative difference of the per-step losses", "", f"{diff:.1e}", ""),
+        ("relative difference of the validation loss", "", f"{val_diff:.1e}", ""),
     ]
     print(f"\nLab log model (869,153 parameters), batch {a.batch_size} x {a.seq_len}, {a.steps} timed steps after {a.warmup} warm-up "
           f"(best of {a.repeats} runs each), "
@@ -169,8 +182,8 @@ def main():
     for r in rows: print("| " + " | ".join(r) + " |")
     out = HERE / "results" / f"train_step-{'cuda' if device.startswith('cuda') else 'cpu'}{'-compile' if a.compile else ''}.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(dict(device=name, args=vars(a), matmul_peak=peak, flops_per_token=fpt, baseline=base, lmlab=lm,
-                                   eval_baseline=ebase, eval_lmlab=elm, max_rel_loss_diff=diff, table=rows), indent=1))
+    out.write_text(json.dumps(dict(device=name, commit=commit(), args=vars(a), matmul_peak=peak, flops_per_token=fpt, baseline=base, lmlab=lm,
+                                   eval_baseline=ebase, eval_lmlab=elm, max_rel_loss_diff=diff, val_rel_loss_diff=val_diff, table=rows), indent=1))
     print(f"\nsaved {out.relative_to(HERE.parent)}")
 
 
