@@ -88,6 +88,7 @@ def child_eval(a):
     rss0 = peak_mb(device)
     model = LanguageModel.from_config(ModelConfig(max_seq_len=a.seq_len, dropout=0.0)).to(device).eval()
     sync(device); t0 = time.perf_counter()
+    scored = len(val) - 1
     if a.mode == "lmlab": nll = evaluate(model, val, a.seq_len, batch_size=32)["nll"]
     else:  # full logits, batch 32, windows only
         w, nll = TokenWindows(val, a.seq_len), 0.0
@@ -97,7 +98,7 @@ def child_eval(a):
                 with _autocast(torch.device(device), True): logits = model(x.to(device))
                 nll += F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.to(device).reshape(-1), reduction="sum").item()
     sync(device)
-    print(json.dumps(dict(seconds=time.perf_counter() - t0, peak_mb=peak_mb(device), start_mb=rss0, nll=nll)))
+    print(json.dumps(dict(seconds=time.perf_counter() - t0, peak_mb=peak_mb(device), start_mb=rss0, nll=nll, tokens=scored)))
 
 
 def commit():
@@ -170,7 +171,7 @@ def main():
         ("... share of measured matmul peak", f"{fpt * base['tokens_per_s'] / peak:.1%}", f"{fpt * lm['tokens_per_s'] / peak:.1%}", ""),
         (f"time for {a.epoch_tokens / 1e6:.0f}M tokens (one WikiText-103 epoch)", f"{a.epoch_tokens / base['tokens_per_s'] / 60:,.1f} min",
          f"{a.epoch_tokens / lm['tokens_per_s'] / 60:,.1f} min", ""),
-        (f"validation pass over {a.val_tokens:,} tokens (s)", f"{ebase['seconds']:.2f}", f"{elm['seconds']:.2f}", f"{elm['seconds'] / ebase['seconds']:.2f}"),
+        (f"validation pass over {elm['tokens']:,} tokens (s)", f"{ebase['seconds']:.2f}", f"{elm['seconds']:.2f}", f"{elm['seconds'] / ebase['seconds']:.2f}"),
         (f"validation pass: {mem.replace(' (MB)', '')} above start (MB)", f"{ebase['peak_mb'] - ebase['start_mb']:,.0f}", f"{elm['peak_mb'] - elm['start_mb']:,.0f}", ""),
         ("largest relative difference of the per-step losses", "", f"{diff:.1e}", ""),
         ("relative difference of the validation loss", "", f"{val_diff:.1e}", ""),
