@@ -105,7 +105,8 @@ def commit():
     "The code the figures came from: the git commit, marked '+changes' when the tree differs from it."
     git = lambda *c: subprocess.run(["git", *c], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
     head = git("rev-parse", "--short", "HEAD")
-    return (head + ("+changes" if git("status", "--porcelain", "--", "lmlab", "bench") else "")) if head else "unknown"
+    changed = git("status", "--porcelain", "--", "lmlab", "bench/*.py")  # a results file does not count
+    return (head + ("+changes" if changed else "")) if head else "unknown"
 
 
 def matmul_peak(device):
