@@ -4,14 +4,14 @@
 
 # %% ../nbs/03_chinchilla.ipynb #085fc229
 from __future__ import annotations
-import dataclasses, hashlib, json, math
+import dataclasses, math
 from pathlib import Path
 
 import numpy as np
 
 from .data import DataConfig
 from .model import ModelConfig, config_param_count
-from .train import TrainConfig, changed_configs, read_metrics, train
+from .train import TrainConfig, finish_run, read_metrics, read_run
 
 # %% auto #0
 __all__ = ['TOKENS_PER_PARAM', 'HOFFMANN_2022', 'BESIROGLU_2024', 'PUBLISHED_LAWS', 'R_STAR_DATA', 'R_STAR_PARAMS',
@@ -175,8 +175,8 @@ def report(b: DataBudget, laws: dict = PUBLISHED_LAWS) -> str:
 def budget_from_run(run_dir, at: str = "best") -> DataBudget:
     "A `DataBudget` from a run directory: parameters and split sizes from config.json, tokens seen at the best (or last) evaluation."
     run_dir = Path(run_dir)
-    cfg = json.loads((run_dir / "config.json").read_text())
-    rows = read_metrics(run_dir)
+    run = read_run(run_dir)
+    cfg, rows = run["config"], run["metrics"]
     if not rows: raise ValueError(f"{str(run_dir)!r} has no evaluations yet")
     row = min(rows, key=lambda r: r["val_loss"]) if at == "best" else rows[-1]
     train, val = cfg["splits"]["train"], cfg["splits"].get("validation", {})
@@ -346,8 +346,8 @@ def sweep_grid(flops_budgets, d_models, seq_len: int = 512, vocab_size: int = 50
 def run_record(run_dir, budget: float | None = None) -> dict:
     "The record of a finished run: N, D (tokens seen), C = 6ND, final validation loss."
     run_dir = Path(run_dir)
-    cfg = json.loads((run_dir / "config.json").read_text())
-    last = read_metrics(run_dir)[-1]
+    run = read_run(run_dir)
+    cfg, last = run["config"], run["metrics"][-1]
     n, d = cfg["params"]["total"], last["tokens_seen"]
     return dict(name=run_dir.name, N=n, N_non_embedding=cfg["params"]["non_embedding"], D=d, C=train_flops(n, d),
                 loss=last["val_loss"], budget=budget if budget is not None else train_flops(n, d), run_dir=str(run_dir))
@@ -358,9 +358,6 @@ def run_sweep(sweep_dir, runs: list[SweepRun], data_cfg: DataConfig, callbacks=N
     sweep_dir, records = Path(sweep_dir), []
     for r in tqdm(runs, desc="sweep", unit=" run"):
         rd, run_data = sweep_dir / r.name, dataclasses.replace(data_cfg, seq_len=r.model.max_seq_len)
-        if (rd / "config.json").exists() and changed_configs(json.loads((rd / "config.json").read_text()), r.model, run_data, r.train):
-            raise ValueError(f"{str(rd)!r} holds a different run than the sweep plans: remove it or use another sweep_dir")
-        if not (rd / "summary.json").exists():
-            train(rd, r.model, run_data, r.train, resume=(rd / "last.pt").exists(), callbacks=[] if callbacks is None else callbacks)
+        finish_run(rd, r.model, run_data, r.train, callbacks=[] if callbacks is None else callbacks)
         records.append(run_record(rd, r.budget))
     return records

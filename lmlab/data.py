@@ -395,13 +395,16 @@ def random_batches(tokens, seq_len: int, batch_size: int, seed: int = 0, start_s
 
 # %% ../nbs/00_data.ipynb #ff5aa895
 class JSONConfig:
-    "What the configuration dataclasses (`DataConfig`, `ModelConfig`, `TrainConfig`) share: a JSON-ready dict both ways."
+    "What the configuration dataclasses (`DataConfig`, `ModelConfig`, `TrainConfig`) share: a JSON-ready dict and JSON text, both ways."
     def to_dict(self) -> dict: return dataclasses.asdict(self)
     @classmethod
     def from_dict(cls, d: dict):
         unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
         if unknown: raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}")
         return cls(**d)
+    def to_json(self) -> str: return json.dumps(self.to_dict(), indent=1)
+    @classmethod
+    def from_json(cls, s: str): return cls.from_dict(json.loads(s))
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig(JSONConfig):

@@ -4,13 +4,13 @@
 
 # %% ../nbs/04_lab.ipynb #32eecd58
 from __future__ import annotations
-import dataclasses, json, math, os, re, time
+import dataclasses, math, os
 from pathlib import Path
 
 from .chinchilla import budget_from_run, report
-from .data import DataConfig, SPLITS, wikitext_config
-from .model import ModelConfig, param_counts
-from .train import PROFILES, TrainConfig, changed_configs, evaluate, load_model, read_metrics, read_run
+from .data import DataConfig, wikitext_config
+from .model import ModelConfig
+from .train import PROFILES, TrainConfig, evaluate, finish_run, load_model, read_run
 
 # %% auto #0
 __all__ = ['QUICK_OVERRIDES', 'PROMPTS', 'choose_mode', 'experiment_configs', 'run_dir_for', 'ensure_run', 'ConfigForm',
@@ -64,16 +64,11 @@ def run_dir_for(name: str, mode: str) -> Path:
     return Path(os.environ.get("LMLAB_RUNS", "runs")) / f"{name}-{mode}"
 
 def ensure_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, mode: str = "full", callbacks=None) -> dict:
-    "Train into `run_dir` unless it holds a finished run; resume an interrupted full run; redo a quick one."
+    "`finish_run` for an experiment: a full run is finished (or resumed, or left as it is); a quick one is redone from scratch."
     import shutil
-    from lmlab.train import train
     run_dir = Path(run_dir)
-    if mode == "full" and (run_dir / "config.json").exists():  # an existing run must be this run
-        changed = changed_configs(json.loads((run_dir / "config.json").read_text()), model_cfg, data_cfg, train_cfg)
-        if changed: raise ValueError(f"{str(run_dir)!r} holds a run with a different {', '.join(changed)} configuration: move it or choose another run directory")
-    if (run_dir / "summary.json").exists() and mode == "full": return json.loads((run_dir / "summary.json").read_text())
     if mode == "quick" and run_dir.exists(): shutil.rmtree(run_dir)
-    return train(run_dir, model_cfg, data_cfg, train_cfg, resume=(run_dir / "last.pt").exists(), callbacks=callbacks)
+    return finish_run(run_dir, model_cfg, data_cfg, train_cfg, callbacks=callbacks)
 
 # %% ../nbs/04_lab.ipynb #56f028ae
 _CHOICES = dict(dataset=["wikitext-2", "wikitext-103", "synthetic"], schedule=["constant", "cosine"], device=["auto", "cpu", "cuda", "mps"])

@@ -4,8 +4,7 @@
 
 # %% ../nbs/01_model.ipynb #9bcb4a83
 from __future__ import annotations
-import dataclasses, json, math
-from pathlib import Path
+import dataclasses, math
 
 import torch
 import torch.nn as nn
@@ -14,9 +13,8 @@ import torch.nn.functional as F
 from .data import JSONConfig
 
 # %% auto #0
-__all__ = ['LOG2E', 'LN2', 'ModelConfig', 'CausalSelfAttention', 'MLP', 'Block', 'chunked_cross_entropy', 'LanguageModel',
-           'loss_memory_bytes', 'param_counts', 'param_table', 'config_param_count', 'train_flops_per_token',
-           'generate']
+__all__ = ['ModelConfig', 'CausalSelfAttention', 'MLP', 'Block', 'chunked_cross_entropy', 'LanguageModel', 'loss_memory_bytes',
+           'unwrap', 'param_counts', 'param_table', 'config_param_count', 'train_flops_per_token', 'generate']
 
 # %% ../nbs/01_model.ipynb #ff5d2c71
 @dataclasses.dataclass(frozen=True)
@@ -40,10 +38,6 @@ class ModelConfig(JSONConfig):
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.chunked_loss, bool): raise ValueError(f"chunked_loss must be True or False, got {self.chunked_loss!r}")
-
-    def to_json(self) -> str: return json.dumps(self.to_dict(), indent=1)
-    @classmethod
-    def from_json(cls, s: str) -> "ModelConfig": return cls.from_dict(json.loads(s))
 
 # %% ../nbs/01_model.ipynb #c5343e8b
 class CausalSelfAttention(nn.Module):
@@ -82,7 +76,7 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 # %% ../nbs/01_model.ipynb #d22d2399
-LOG2E, LN2 = 1 / math.log(2), math.log(2)
+_LOG2E, _LN2 = 1 / math.log(2), math.log(2)
 
 class _ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
@@ -102,7 +96,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         # per-row values made once, sliced per chunk: small ops per chunk add up over thousands of chunks.
         # Logits are computed in base 2 (log2(e) folded into the weight and bias): 2^x is several times cheaper than e^x on CPUs
         tsafe = targets.clamp(min=0)
-        weight_t, bias2 = (weight * LOG2E).t().contiguous(), bias * LOG2E  # (d, V) laid out for the row-chunk matmul
+        weight_t, bias2 = (weight * _LOG2E).t().contiguous(), bias * _LOG2E  # (d, V) laid out for the row-chunk matmul
         row_w = (valid * scale).to(h.dtype)[:, None]                        # each row's share of the loss (0: ignored)
         row_loss = torch.empty(N, dtype=h.dtype, device=h.device)          # in bits until the end
         all_rows = torch.arange(min(chunk_rows, N), device=h.device)
@@ -123,7 +117,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
                 torch.mm(p, weight, out=grad_h[s:e])
                 grad_w.addmm_(p.t(), hc)
                 grad_b += p.sum(0)
-        loss = (row_loss * row_w.squeeze(1)).sum() * LN2                   # bits to nats
+        loss = (row_loss * row_w.squeeze(1)).sum() * _LN2                  # bits to nats
         if need_grad: ctx.save_for_backward(grad_h.to(dtypes[0]), grad_w.to(dtypes[1]), grad_b.to(dtypes[2]))
         return loss
 
@@ -192,9 +186,16 @@ def loss_memory_bytes(cfg: ModelConfig, batch_size: int, seq_len: int | None = N
     return dict(plain=plain, chunked=chunked, saved=plain - chunked)
 
 # %% ../nbs/01_model.ipynb #94ff6a6b
+def unwrap(model: nn.Module) -> nn.Module:
+    "The model under torch.compile and DistributedDataParallel wrappers (any number of them)."
+    while True:
+        inner = getattr(model, "_orig_mod", None) or getattr(model, "module", None)
+        if inner is None: return model
+        model = inner
+
 def param_counts(model: nn.Module) -> dict:
-    "Parameter counts of a `LanguageModel` (shared tensors counted once)."
-    m = getattr(model, "_orig_mod", getattr(model, "module", model))  # unwrap torch.compile / DDP
+    "Parameter counts of a `LanguageModel` (shared tensors counted once), through any wrappers."
+    m = unwrap(model)
     total = sum(p.numel() for p in m.parameters())
     tok, pos, bias = m.wte.weight.numel(), m.wpe.weight.numel(), m.lm_head_bias.numel()
     return dict(total=total, token_embedding=tok, position_embedding=pos, embedding=tok + pos,

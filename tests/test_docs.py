@@ -1,5 +1,5 @@
 "The docs build offline: nbdev's processing of every notebook, and HTML pages without quarto."
-import re, sys
+import sys
 from conftest import run
 from test_repo import _copy_of_repo
 

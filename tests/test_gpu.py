@@ -1,5 +1,4 @@
 "CUDA paths of the trainer (bf16 autocast, torch.compile, fused AdamW): run where a GPU is present, skipped elsewhere."
-import json
 import numpy as np
 import pytest
 import torch

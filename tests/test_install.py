@@ -1,6 +1,5 @@
 "`pip install lmlab`: a wheel built from the repo installs into a fresh virtual environment and works from elsewhere."
-import subprocess, sys, zipfile
-from pathlib import Path
+import sys, zipfile
 from conftest import ROOT, run
 
 

@@ -1,6 +1,5 @@
 "The project's own shape: notebooks are the source of truth, README is made from index.ipynb, CI runs README's tests."
-import configparser, re, shutil, subprocess, sys
-from pathlib import Path
+import configparser, re, subprocess, sys
 import yaml
 from conftest import BIN, ROOT, run
 

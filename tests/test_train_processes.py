@@ -1,7 +1,6 @@
 "Training as separate processes: kill -9 and resume, DistributedDataParallel on 2 CPU processes."
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
-import pytest
 from conftest import BIN, run
 
 TINY = ["--max-seq-len", "32", "--d-model", "16", "--num-heads", "2", "--d-ff", "32", "--num-layers", "1",
