@@ -7,7 +7,9 @@ BIN=${BIN:-.venv/bin}
 nbs=("$@"); [ ${#nbs[@]} -gt 0 ] || mapfile -t nbs < <(find nbs -name '*.ipynb' -not -path '*/.ipynb_checkpoints/*' | sort)
 for nb in "${nbs[@]}"; do
   echo "executing $nb"
-  (cd "$(dirname "$nb")" && "$OLDPWD/$BIN/jupyter" nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 "$(basename "$nb")" 2>&1 | grep -v "^\[NbConvertApp\]" || true)
+  # a failing notebook stops the script (pipefail); only grep's "no lines left" is forgiven
+  (cd "$(dirname "$nb")" && "$OLDPWD/$BIN/jupyter" nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 "$(basename "$nb")" 2>&1) \
+    | { grep -v "^\[NbConvertApp\]" || true; }
 done
 "$BIN/nbdev_clean"
 "$BIN/python" scripts/docs.py readme
