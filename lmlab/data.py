@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #f42dfd03
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, os, random, re, shutil, tempfile, warnings
+import contextlib, dataclasses, functools, hashlib, json, os, random, re, shutil, tempfile, warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -14,11 +14,11 @@ import xxhash
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'wikitext_config', 'make_wikitext_like',
-           'find_split_files', 'load_wikitext', 'tiktoken_cache_dir', 'seed_tiktoken_cache', 'gpt2_tokenizer',
-           'atomic_path', 'iter_articles', 'SplitStats', 'encode_articles', 'tokenize_split', 'lmlab_cache_dir',
-           'Tokens', 'load_tokens', 'load_corpus', 'count_table', 'token_ids', 'TokenWindows', 'WindowBatches',
-           'epoch_loader', 'random_batches', 'JSONConfig', 'DataConfig']
+__all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'MARKOV_SPLIT_TOKENS', 'wikitext_config',
+           'make_wikitext_like', 'find_split_files', 'load_wikitext', 'tiktoken_cache_dir', 'seed_tiktoken_cache',
+           'gpt2_tokenizer', 'atomic_path', 'iter_articles', 'SplitStats', 'encode_articles', 'tokenize_split',
+           'lmlab_cache_dir', 'Tokens', 'load_tokens', 'load_corpus', 'count_table', 'token_ids', 'TokenWindows',
+           'WindowBatches', 'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig', 'DataConfig']
 
 # %% ../nbs/00_data.ipynb #3720dff9
 WIKITEXT_HUB = "Salesforce/wikitext"
@@ -249,9 +249,13 @@ def tokenize_split(rows, enc, path, n_rows: int | None = None, batch_bytes: int 
             if pending_bytes >= batch_bytes: flush(); pending_bytes = 0
         flush(); f.flush()
     bar.close()
-    meta = dict(dataclasses.asdict(stats), format=CACHE_FORMAT, tokenizer=enc.name, dtype="uint16", xxh3_64=hasher.hexdigest())
-    with atomic_path(path.with_suffix(".json")) as tmp_path: tmp_path.write_text(json.dumps(meta, indent=1))
+    _write_cache_meta(path, stats, enc.name, hasher.hexdigest())
     return stats
+
+def _write_cache_meta(path: Path, stats: SplitStats, tokenizer: str, xxh3_64: str):
+    "The JSON beside a token file, written last: no JSON, no cache."
+    meta = dict(dataclasses.asdict(stats), format=CACHE_FORMAT, tokenizer=tokenizer, dtype="uint16", xxh3_64=xxh3_64)
+    with atomic_path(path.with_suffix(".json")) as tmp_path: tmp_path.write_text(json.dumps(meta, indent=1))
 
 # %% ../nbs/00_data.ipynb #ef9dbf00
 def lmlab_cache_dir(cache_dir=None) -> Path:
@@ -393,6 +397,64 @@ def random_batches(tokens, seq_len: int, batch_size: int, seed: int = 0, start_s
         yield w[:, :-1], w[:, 1:]
         step += 1
 
+# %% ../nbs/00_data.ipynb #bfd0a976
+@dataclasses.dataclass(frozen=True)
+class MarkovSource:
+    "A planted corpus: a first-order Markov chain over GPT-2 token ids 0..states-1 whose entropy rate is known exactly."
+    states: int = 256
+    rank_decay: float = 0.75  # singular values of the log-transition matrix fall as k**-rank_decay
+    scale: float = 2.0        # root-mean-square size of the structured logits, in nats
+    zipf: float = 1.0         # next-token frequencies ∝ rank**-zipf
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.states, bool) or not isinstance(self.states, int) or not 2 <= self.states <= 2**16:
+            raise ValueError(f"states must be an integer from 2 to 65,536, got {self.states!r}")
+        for name in ("rank_decay", "scale", "zipf"):
+            if not getattr(self, name) >= 0: raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+
+    @property
+    def transition(self) -> np.ndarray:
+        "P[i, j] = probability that token j follows token i."
+        return _markov_chain(self)[0]
+    @property
+    def stationary(self) -> np.ndarray:
+        "π: how often each token occurs in a long sample."
+        return _markov_chain(self)[1]
+    @property
+    def entropy_rate(self) -> float:
+        "H in nats per token: the lowest loss any model can reach on this corpus."
+        P = self.transition
+        return float(self.stationary @ -(P * np.log(P)).sum(1))
+
+    def sample(self, n_tokens: int, seed: int = 0, chains: int = 256) -> np.ndarray:
+        "`n_tokens` ids (uint16) from `chains` independent runs of the chain, each started from π, laid end to end."
+        g = torch.Generator().manual_seed(int(seed))
+        cdf = torch.from_numpy(np.cumsum(self.transition, 1))
+        cdf[:, -1] = 2.0  # rounding can leave the last cumulative sum a hair under 1
+        chains = max(1, min(chains, n_tokens))
+        steps = -(-n_tokens // chains)
+        out = torch.empty(chains, steps, dtype=torch.int64)
+        state = torch.multinomial(torch.from_numpy(self.stationary), chains, replacement=True, generator=g)
+        for t in range(steps):  # one vectorized draw per step for all chains
+            out[:, t] = state
+            state = torch.searchsorted(cdf[state], torch.rand(chains, 1, generator=g, dtype=torch.float64)).squeeze(1)
+        return out.reshape(-1)[:n_tokens].numpy().astype(np.uint16)
+
+@functools.lru_cache(maxsize=8)
+def _markov_chain(src: MarkovSource) -> tuple[np.ndarray, np.ndarray]:
+    rng, K = np.random.default_rng(src.seed), src.states
+    U, _ = np.linalg.qr(rng.standard_normal((K, K)))
+    V, _ = np.linalg.qr(rng.standard_normal((K, K)))
+    s = np.arange(1, K + 1) ** -src.rank_decay
+    s *= K / np.sqrt((s ** 2).sum())                                    # entries of U diag(s) V^T then have rms 1
+    logits = src.scale * (U * s) @ V.T - src.zipf * np.log(np.arange(1, K + 1))[None, :]
+    P = np.exp(logits - logits.max(1, keepdims=True))
+    P /= P.sum(1, keepdims=True)
+    w, v = np.linalg.eig(P.T)                                           # π: the left eigenvector of P for eigenvalue 1
+    pi = np.abs(np.real(v[:, np.argmin(np.abs(w - 1))]))
+    return P, pi / pi.sum()
+
 # %% ../nbs/00_data.ipynb #ff5aa895
 class JSONConfig:
     "What the configuration dataclasses (`DataConfig`, `ModelConfig`, `TrainConfig`) share: a JSON-ready dict and JSON text, both ways."
@@ -406,28 +468,46 @@ class JSONConfig:
     @classmethod
     def from_json(cls, s: str): return cls.from_dict(json.loads(s))
 
+MARKOV_SPLIT_TOKENS = 2**16  # validation and test tokens of the planted corpus
+
 @dataclasses.dataclass(frozen=True)
 class DataConfig(JSONConfig):
-    "Which corpus a run trains on. `dataset` is 'wikitext-2', 'wikitext-103' (or their config names) or 'synthetic'."
+    "Which corpus a run trains on: 'wikitext-2', 'wikitext-103' (or their config names), 'synthetic' or 'markov'."
     dataset: str = "wikitext-2"
     data_dir: str | None = None    # local WikiText files (else LMLAB_WIKITEXT_DIR, else the hub)
     cache_dir: str | None = None   # token cache (else LMLAB_CACHE, else ~/.cache/lmlab)
     seq_len: int | None = None     # window length; None = the model's max_seq_len
     synthetic_articles: int = 200  # training articles of the generated corpus (dataset='synthetic' only)
-    synthetic_seed: int = 0
+    synthetic_seed: int = 0        # seed of the generated corpus and of the planted chain
+    markov_states: int = 256       # tokens of the planted chain (dataset='markov' only): the model's vocab_size
+    markov_tokens: int = 4_000_000 # training tokens of the planted corpus (dataset='markov' only)
 
     def __post_init__(self):
-        if self.dataset != "synthetic": wikitext_config(self.dataset)  # raises for unknown names
+        if self.dataset not in ("synthetic", "markov"): wikitext_config(self.dataset)  # raises for unknown names
         if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1):
             raise ValueError(f"seq_len must be a positive integer or None, got {self.seq_len!r}")
-        if not isinstance(self.synthetic_articles, int) or self.synthetic_articles < 1:
-            raise ValueError(f"synthetic_articles must be a positive integer, got {self.synthetic_articles!r}")
+        for name in ("synthetic_articles", "markov_tokens"):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.dataset == "markov": self.markov_source  # validates markov_states
 
     @property
-    def config(self) -> str: return "wikitext-2-raw-v1" if self.dataset == "synthetic" else wikitext_config(self.dataset)
+    def config(self) -> str:
+        if self.dataset == "markov": return f"markov{self.markov_states}-seed{self.synthetic_seed}"
+        return "wikitext-2-raw-v1" if self.dataset == "synthetic" else wikitext_config(self.dataset)
+
+    @property
+    def vocab_size(self) -> int:
+        "The vocabulary a model of this data needs: GPT-2's, or the planted chain's tokens."
+        return self.markov_states if self.dataset == "markov" else 50257
+
+    @property
+    def markov_source(self) -> MarkovSource:
+        return MarkovSource(states=self.markov_states, seed=self.synthetic_seed)
 
     def source_dir(self):
         "The local folder the data is read from (generating the synthetic corpus on first use), or None for the hub."
+        if self.dataset == "markov": return None
         if self.dataset != "synthetic": return _data_dir(self.data_dir)
         n = self.synthetic_articles
         root = lmlab_cache_dir(self.cache_dir) / "synthetic" / f"articles{n}-seed{self.synthetic_seed}"
@@ -440,4 +520,18 @@ class DataConfig(JSONConfig):
         return root
 
     def load(self, splits=SPLITS, progress: bool = True) -> dict[str, Tokens]:
+        if self.dataset == "markov": return {s: self._markov_split(s) for s in splits}
         return load_corpus(self.config, self.source_dir(), self.cache_dir, splits, progress)
+
+    def _markov_split(self, split: str) -> Tokens:
+        "A split of the planted corpus, sampled once into the token cache (each split its own seed: same validation for any size)."
+        if split not in SPLITS: raise ValueError(f"unknown split {split!r}: use one of {SPLITS}")
+        n = self.markov_tokens if split == "train" else MARKOV_SPLIT_TOKENS
+        path = lmlab_cache_dir(self.cache_dir) / "tokens" / f"{self.config}-{split}-{n}.bin"
+        stats = _checked(path)
+        if stats is None:
+            ids = self.markov_source.sample(n, seed=SPLITS.index(split) + 1)
+            stats = SplitStats(tokens=n)
+            with atomic_path(path) as tmp_path: tmp_path.write_bytes(ids.tobytes())
+            _write_cache_meta(path, stats, "markov", xxhash.xxh3_64(ids.tobytes()).hexdigest())
+        return Tokens(path, stats, self.config, split)

@@ -166,7 +166,7 @@ def lab_log_entry(run_dir, title: str, what: str, why: str, expected: str, resul
     length = (f"- Epochs: {t['epochs']}" if t["epochs"] else f"- Token budget: {t['max_tokens'] or t['max_steps'] * cfg['tokens_per_step']:,} tokens")
     lines = [f"# {title}{' - ' + date if date else ''}", "", "## What we're doing", what, "", "## Model Configuration", "```python",
              "model = LanguageModel(", *[f"    {k}={v!r}," for k, v in m.items() if k != "chunked_loss"], ")", "```",
-             f"**Parameters:** {p['total']:,} (embedding {p['embedding']:,}, non-embedding {p['non_embedding']:,})", "",
+             f"**Parameters:** {p['total']:,} (embedding {p['embedding']:,}; Kaplan's N, blocks + final LayerNorm: {p['kaplan']:,})", "",
              "## Dataset", f"- {dataset}",
              *[f"- {s.capitalize()} tokens: {v['tokens']:,}" + (f" ({v['words']:,} words, {v['bytes']:,} bytes)" if "words" in v else "") for s, v in splits.items()],
              "", "## Training Setup", "- Loss: Cross Entropy", f"- Optimizer: AdamW (lr={t['lr']}, weight_decay={t['weight_decay']})",

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from .data import JSONConfig
 
 # %% auto #0
-__all__ = ['ModelConfig', 'CausalSelfAttention', 'MLP', 'Block', 'chunked_cross_entropy', 'LanguageModel', 'loss_memory_bytes',
-           'unwrap', 'param_counts', 'param_table', 'config_param_count', 'train_flops_per_token', 'generate']
+__all__ = ['PARAM_CONVENTIONS', 'ModelConfig', 'CausalSelfAttention', 'MLP', 'Block', 'chunked_cross_entropy', 'LanguageModel',
+           'loss_memory_bytes', 'unwrap', 'param_counts', 'param_table', 'config_param_counts', 'train_flops_per_token',
+           'generate']
 
 # %% ../nbs/01_model.ipynb #ff5d2c71
 @dataclasses.dataclass(frozen=True)
@@ -193,37 +194,45 @@ def unwrap(model: nn.Module) -> nn.Module:
         if inner is None: return model
         model = inner
 
-def param_counts(model: nn.Module) -> dict:
-    "Parameter counts of a `LanguageModel` (shared tensors counted once), through any wrappers."
-    m = unwrap(model)
-    total = sum(p.numel() for p in m.parameters())
-    tok, pos, bias = m.wte.weight.numel(), m.wpe.weight.numel(), m.lm_head_bias.numel()
+PARAM_CONVENTIONS = {  # every parameter count the lab book reports, by name, with its label
+    "total": "total (Chinchilla's N)",
+    "token_embedding": "token embedding (= tied output weight)",
+    "position_embedding": "position embedding",
+    "embedding": "embedding (token + position)",
+    "non_embedding": "non-embedding (total − embedding)",
+    "output_bias": "output bias",
+    "kaplan": "transformer blocks + final LayerNorm (Kaplan's N)",
+}
+
+def _counts(total: int, tok: int, pos: int, bias: int) -> dict:
     return dict(total=total, token_embedding=tok, position_embedding=pos, embedding=tok + pos,
                 non_embedding=total - tok - pos, output_bias=bias, kaplan=total - tok - pos - bias)
+
+def param_counts(model: nn.Module) -> dict:
+    "The `PARAM_CONVENTIONS` counts of a `LanguageModel` (shared tensors counted once), through any wrappers."
+    m = unwrap(model)
+    return _counts(sum(p.numel() for p in m.parameters()), m.wte.weight.numel(), m.wpe.weight.numel(), m.lm_head_bias.numel())
 
 def param_table(model: nn.Module) -> str:
     "The parameter counts as a markdown table, with each count's share of the total."
     c = param_counts(model)
-    rows = [("total (Chinchilla's N)", "total"), ("token embedding (= tied output weight)", "token_embedding"),
-            ("position embedding", "position_embedding"), ("embedding (token + position)", "embedding"),
-            ("non-embedding (total − embedding)", "non_embedding"), ("output bias", "output_bias"),
-            ("transformer blocks + final LayerNorm (Kaplan's N)", "kaplan")]
     return "\n".join(["| parameters | count | share |", "|---|---:|---:|"] +
-                     [f"| {label} | {c[k]:,} | {c[k] / c['total']:.1%} |" for label, k in rows])
+                     [f"| {label} | {c[k]:,} | {c[k] / c['total']:.1%} |" for k, label in PARAM_CONVENTIONS.items()])
 
 # %% ../nbs/01_model.ipynb #cb405770
-def config_param_count(cfg: ModelConfig) -> int:
-    "The number of parameters a `LanguageModel` of this shape has, without building it."
+def config_param_counts(cfg: ModelConfig) -> dict:
+    "The `PARAM_CONVENTIONS` counts a `LanguageModel` of this shape has, without building it."
     d, ff = cfg.d_model, cfg.d_ff
     block = 2 * d + (3 * d * d + 3 * d) + (d * d + d) + 2 * d + (d * ff + ff) + (ff * d + d)  # ln_1, c_attn, c_proj, ln_2, c_fc, c_proj
-    return cfg.vocab_size * d + cfg.max_seq_len * d + cfg.num_layers * block + 2 * d + cfg.vocab_size
+    tok, pos, bias = cfg.vocab_size * d, cfg.max_seq_len * d, cfg.vocab_size
+    return _counts(tok + pos + cfg.num_layers * block + 2 * d + bias, tok, pos, bias)
 
 def train_flops_per_token(cfg: ModelConfig, seq_len: int | None = None) -> dict:
     "Training FLOPs per token: `six_n` = 6·N (N all parameters) and `with_attention` (matmuls that happen + attention)."
     L, d, V, n_ctx = cfg.num_layers, cfg.d_model, cfg.vocab_size, seq_len or cfg.max_seq_len
     block_matmul_params = L * (d * 3 * d + d * d + d * cfg.d_ff + cfg.d_ff * d)
     forward = 2 * (block_matmul_params + V * d) + 2 * L * n_ctx * d  # blocks + tied output layer + attention
-    return dict(six_n=6 * config_param_count(cfg), with_attention=3 * forward, forward=forward)
+    return dict(six_n=6 * config_param_counts(cfg)["total"], with_attention=3 * forward, forward=forward)
 
 # %% ../nbs/01_model.ipynb #1dbe3f9f
 @torch.no_grad()

@@ -17,9 +17,9 @@ from .model import LanguageModel, ModelConfig, param_counts, train_flops_per_tok
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'PROFILES', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate', 'save_checkpoint',
-           'load_checkpoint', 'load_model', 'resolve_device', 'dist_env', 'Callback', 'ProgressCB', 'LogLinesCB',
-           'LivePlotCB', 'plot_losses', 'default_callbacks', 'read_metrics', 'changed_configs', 'read_run', 'Trainer',
-           'train', 'finish_run', 'parse_args', 'main']
+           'load_checkpoint', 'load_model', 'resolve_device', 'dist_env', 'measure_throughput', 'Callback',
+           'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses', 'default_callbacks', 'read_metrics',
+           'changed_configs', 'read_run', 'Trainer', 'train', 'finish_run', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -162,6 +162,25 @@ def dist_env() -> tuple[int, int, int]:
     "(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) for a single process."
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
+# %% ../nbs/02_train.ipynb #6b03bbe8
+def measure_throughput(model_cfg: ModelConfig, batch_size: int, seq_len: int | None = None, device: str = "auto", steps: int = 3,
+                       amp: bool = True) -> float:
+    "Training tokens per second of `model_cfg` at `batch_size` windows of `seq_len` on `device`: `steps` timed steps after a warm-up."
+    dev, T = resolve_device(device), seq_len or model_cfg.max_seq_len
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        model = LanguageModel.from_config(model_cfg).to(dev)
+        opt = make_optimizer(model, TrainConfig())
+        w = torch.randint(0, model_cfg.vocab_size, (batch_size, T + 1), device=dev)
+        def step():
+            with _autocast(dev, amp): loss = model(w[:, :-1], w[:, 1:])
+            loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
+        step()
+        if dev.type == "cuda": torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        for _ in range(steps): step()
+        if dev.type == "cuda": torch.cuda.synchronize(dev)
+    return batch_size * T * steps / (time.perf_counter() - t0)
+
 # %% ../nbs/02_train.ipynb #52f7253b
 class Callback:
     "Hooks into `Trainer.fit`; each method receives the trainer."
@@ -176,8 +195,14 @@ class ProgressCB(Callback):
     def after_step(self, t):
         self.bar.update(1)
         if t.step % 10 == 0: self.bar.set_postfix(loss=f"{t.last_loss:.3f}", refresh=False)
-    def after_eval(self, t, row): self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}")
+    def after_eval(self, t, row):
+        self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}")
+        if row["best"]: print(best_saved(t), flush=True)
     def after_fit(self, t): self.bar.close()
+
+def best_saved(t) -> str:
+    "The lab log's line for a new best checkpoint."
+    return f"Best model so far! Saved to '{t.best_path}'"
 
 class LogLinesCB(Callback):
     "One plain line per evaluation, for logs and terminals."
@@ -186,6 +211,7 @@ class LogLinesCB(Callback):
         print(f"step {row['step']:,} | epoch {row['epoch']:.2f} | tokens {row['tokens_seen']:,} | train {row['train_loss']:.4f} | "
               f"val {row['val_loss']:.4f} | val ppl {row['val_ppl']:.2f} | lr {row['lr']:.2e} | {row['tokens_per_s']:,.0f} tok/s",
               file=self.file or sys.stdout, flush=True)
+        if row["best"]: print(best_saved(t), file=self.file or sys.stdout, flush=True)
 
 class LivePlotCB(Callback):
     "Train and validation loss against tokens seen, redrawn in place in a notebook."
@@ -400,9 +426,7 @@ class Trainer:
         if self.is_main:
             with open(self.run_dir / "metrics.jsonl", "a") as f: f.write(json.dumps(row) + "\n"); f.flush(); os.fsync(f.fileno())
             state = self.state()
-            if improved:
-                save_checkpoint(self.best_path, state)
-                print(f"Best model so far! Saved to '{self.best_path}'", flush=True)
+            if improved: save_checkpoint(self.best_path, state)
             save_checkpoint(self.last_path, state)
         for cb in self.callbacks: cb.after_eval(self, row)
         if self.cfg.early_stopping and self.evals_since_best >= self.cfg.early_stopping:
