@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 __all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'MARKOV_SPLIT_TOKENS', 'wikitext_config',
            'make_wikitext_like', 'find_split_files', 'load_wikitext', 'tiktoken_cache_dir', 'seed_tiktoken_cache',
            'gpt2_tokenizer', 'atomic_path', 'iter_articles', 'SplitStats', 'encode_articles', 'tokenize_split',
-           'lmlab_cache_dir', 'Tokens', 'load_tokens', 'load_corpus', 'count_table', 'token_ids', 'TokenWindows',
-           'WindowBatches', 'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig', 'DataConfig']
+           'lmlab_cache_dir', 'Tokens', 'data_source', 'describe_source', 'load_tokens', 'load_corpus', 'count_table',
+           'token_ids', 'TokenWindows', 'WindowBatches', 'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig',
+           'DataConfig']
 
 # %% ../nbs/00_data.ipynb #3720dff9
 WIKITEXT_HUB = "Salesforce/wikitext"
@@ -78,7 +79,8 @@ def find_split_files(data_dir, config: str, splits=SPLITS) -> dict[str, list[Pat
     import pyarrow.parquet as pq
     config, data_dir = wikitext_config(config), Path(data_dir).expanduser()
     root = data_dir / config if (data_dir / config).is_dir() else data_dir
-    if not root.is_dir(): raise FileNotFoundError(f"WikiText data directory {str(root)!r} does not exist")
+    if not root.is_dir(): raise FileNotFoundError(f"WikiText data directory {str(root)!r} does not exist: point data_dir (--data-dir) or "
+                                                  f"LMLAB_WIKITEXT_DIR at the folder holding its parquet or wiki.*.raw files")
     found = {}
     for split in splits:
         pats = _split_patterns(split)
@@ -152,7 +154,10 @@ def _local_bpe_dirs() -> list[Path]:
     return dirs
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(8 << 20): h.update(chunk)
+    return h.hexdigest()
 
 def seed_tiktoken_cache(src_dir=None) -> bool:
     "Copy GPT-2's BPE files from `src_dir` (default: the first local copy found) into tiktoken's cache, hashes checked. True if the cache is complete."
@@ -181,6 +186,9 @@ def gpt2_tokenizer():
                            f"as tiktoken names them") from e
 
 # %% ../nbs/00_data.ipynb #76050e72
+def _umask() -> int:
+    mask = os.umask(0); os.umask(mask); return mask
+
 @contextlib.contextmanager
 def atomic_path(path):
     "Yield a temporary path beside `path`; on success it is flushed to disk and renamed to `path` in one step."
@@ -188,6 +196,7 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
+    os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from colleagues: keep the user's umask
     try:
         yield Path(tmp_name)
         with open(tmp_name, "rb+") as f: os.fsync(f.fileno())
@@ -228,10 +237,10 @@ def encode_articles(enc, articles: list[str], num_threads: int = 0) -> list[np.n
     return [np.array(i + [enc.eot_token], dtype=np.uint16) for i in ids]
 
 # %% ../nbs/00_data.ipynb #56209d44
-CACHE_FORMAT = 1  # bump when the joining rule or file layout changes: old caches are then rebuilt
+CACHE_FORMAT = 2  # bump when the joining rule or file layout changes: old caches are then rebuilt (2: the source is recorded)
 
 def tokenize_split(rows, enc, path, n_rows: int | None = None, batch_bytes: int = 4 << 20, num_threads: int = 0,
-                   desc: str = "tokenizing", progress: bool = True) -> SplitStats:
+                   desc: str = "tokenizing", progress: bool = True, source: dict | None = None) -> SplitStats:
     "Stream `rows` (an iterable of row batches, each a list of str) through `enc` into the uint16 file `path`; return its counts."
     path, stats, hasher = Path(path), SplitStats(), xxhash.xxh3_64()
     pending, pending_bytes = [], 0
@@ -249,12 +258,12 @@ def tokenize_split(rows, enc, path, n_rows: int | None = None, batch_bytes: int 
             if pending_bytes >= batch_bytes: flush(); pending_bytes = 0
         flush(); f.flush()
     bar.close()
-    _write_cache_meta(path, stats, enc.name, hasher.hexdigest())
+    _write_cache_meta(path, stats, enc.name, hasher.hexdigest(), source)
     return stats
 
-def _write_cache_meta(path: Path, stats: SplitStats, tokenizer: str, xxh3_64: str):
-    "The JSON beside a token file, written last: no JSON, no cache."
-    meta = dict(dataclasses.asdict(stats), format=CACHE_FORMAT, tokenizer=tokenizer, dtype="uint16", xxh3_64=xxh3_64)
+def _write_cache_meta(path: Path, stats: SplitStats, tokenizer: str, xxh3_64: str, source: dict | None = None):
+    "The JSON beside a token file, written last: no JSON, no cache. `source` says where the text came from."
+    meta = dict(dataclasses.asdict(stats), format=CACHE_FORMAT, tokenizer=tokenizer, dtype="uint16", xxh3_64=xxh3_64, source=source)
     with atomic_path(path.with_suffix(".json")) as tmp_path: tmp_path.write_text(json.dumps(meta, indent=1))
 
 # %% ../nbs/00_data.ipynb #ef9dbf00
@@ -268,6 +277,7 @@ class Tokens:
     stats: SplitStats
     config: str = ""
     split: str = ""
+    source: dict | None = None  # where the text came from (`data_source`), recorded in the cache and in each run's config.json
 
     def __post_init__(self): self.path = Path(self.path); self._ids = None
     @property
@@ -283,8 +293,8 @@ def _source_key(config: str, split: str, data_dir, tokenizer: str) -> str:
     else: src = [(str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in find_split_files(data_dir, config, [split])[split]]
     return hashlib.sha256(json.dumps([src, config, split, tokenizer, CACHE_FORMAT]).encode()).hexdigest()[:16]
 
-def _checked(path: Path) -> SplitStats | None:
-    "The stats of a cached split if its file is complete and intact, else None (with a warning if it was damaged)."
+def _checked(path: Path) -> dict | None:
+    "The metadata of a cached split if its file is complete and intact, else None (with a warning if it was damaged)."
     meta_path = path.with_suffix(".json")
     if not meta_path.exists() or not path.exists(): return None
     meta = json.loads(meta_path.read_text())
@@ -297,26 +307,46 @@ def _checked(path: Path) -> SplitStats | None:
         while (n := f.readinto(buf)): h.update(memoryview(buf)[:n])
     if h.hexdigest() != meta["xxh3_64"]:
         warnings.warn(f"token cache {str(path)!r} fails its checksum: rebuilding it"); return None
-    return SplitStats(**{k: meta[k] for k in ("tokens", "words", "bytes", "articles")})
+    return meta
+
+def _stats(meta: dict) -> SplitStats: return SplitStats(**{k: meta[k] for k in ("tokens", "words", "bytes", "articles")})
+
+def data_source(config: str, split: str, data_dir=None, ds=None) -> dict:
+    "Where a split's text comes from: the hub's dataset, config and fingerprint, or the local folder with each file's size and hash."
+    if data_dir is None: return dict(kind="hub", dataset=WIKITEXT_HUB, config=config, fingerprint=getattr(ds, "_fingerprint", None))
+    files = find_split_files(data_dir, config, [split])[split]
+    return dict(kind="local", dir=str(files[0].parent.resolve()),
+                files=[dict(name=f.name, bytes=f.stat().st_size, sha256=_sha256(f)) for f in files])
+
+def describe_source(source: dict | None) -> str:
+    "One line for a `data_source` record."
+    if not source: return "an unrecorded source"
+    if source["kind"] == "hub": return f"the hub's {source['dataset']} {source['config']} (fingerprint {source['fingerprint']})"
+    if source["kind"] == "local":
+        return f"{source['dir']} (" + ", ".join(f"{f['name']} sha256 {f['sha256'][:12]}" for f in source["files"]) + ")"
+    return f"the planted chain ({', '.join(f'{k}={v}' for k, v in source.items() if k != 'kind')})"
 
 def load_tokens(config: str = "wikitext-2-raw-v1", split: str = "train", data_dir=None, cache_dir=None,
-                progress: bool = True, rebuild: bool = False) -> Tokens:
-    "The GPT-2 token ids of one WikiText split, from the on-disk cache or tokenized into it."
+                progress: bool = True, rebuild: bool = False, label: str | None = None) -> Tokens:
+    "The GPT-2 token ids of one WikiText split, from the on-disk cache or tokenized into it (`label`: the data's name in progress bars)."
     config, data_dir = wikitext_config(config), _data_dir(data_dir)
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}: use one of {SPLITS}")
     enc = gpt2_tokenizer()
     path = lmlab_cache_dir(cache_dir) / "tokens" / f"{config}-{split}-{enc.name}-{_source_key(config, split, data_dir, enc.name)}.bin"
-    stats = None if rebuild else _checked(path)
-    if stats is None:
+    meta = None if rebuild else _checked(path)
+    if meta is None:
         ds = load_wikitext(config, data_dir, [split], cache_dir=lmlab_cache_dir(cache_dir) / "hf")[split]
+        source = data_source(config, split, data_dir, ds)
         stats = tokenize_split((b["text"] for b in ds.iter(batch_size=8192)), enc, path, n_rows=len(ds),
-                               desc=f"{config} {split}", progress=progress)
-    return Tokens(path, stats, config, split)
+                               desc=f"{label or config} {split}", progress=progress, source=source)
+        meta = dict(dataclasses.asdict(stats), source=source)
+    return Tokens(path, _stats(meta), config, split, meta["source"])
 
 # %% ../nbs/00_data.ipynb #7866b76d
-def load_corpus(config: str = "wikitext-2-raw-v1", data_dir=None, cache_dir=None, splits=SPLITS, progress: bool = True) -> dict[str, Tokens]:
+def load_corpus(config: str = "wikitext-2-raw-v1", data_dir=None, cache_dir=None, splits=SPLITS, progress: bool = True,
+                label: str | None = None) -> dict[str, Tokens]:
     "Every split of a WikiText config, tokenized and cached: `{'train': Tokens, 'validation': ..., 'test': ...}`."
-    return {s: load_tokens(config, s, data_dir, cache_dir, progress) for s in splits}
+    return {s: load_tokens(config, s, data_dir, cache_dir, progress, label=label) for s in splits}
 
 def count_table(corpus: dict[str, Tokens]) -> str:
     "A markdown table of tokens, words, bytes and tokens per word for each split."
@@ -519,19 +549,25 @@ class DataConfig(JSONConfig):
             except OSError: shutil.rmtree(tmp_dir)  # another process made it first: same seed, same files
         return root
 
+    def source(self, split: str = "train") -> dict | None:
+        "Where a split comes from (`data_source`), known before loading: local and generated files, the planted chain; None for the hub."
+        if self.dataset == "markov": return dict(kind="planted", **dataclasses.asdict(self.markov_source))
+        data_dir = self.source_dir()
+        return None if data_dir is None else data_source(self.config, split, data_dir)
+
     def load(self, splits=SPLITS, progress: bool = True) -> dict[str, Tokens]:
         if self.dataset == "markov": return {s: self._markov_split(s) for s in splits}
-        return load_corpus(self.config, self.source_dir(), self.cache_dir, splits, progress)
+        return load_corpus(self.config, self.source_dir(), self.cache_dir, splits, progress,
+                           label="generated corpus" if self.dataset == "synthetic" else None)
 
     def _markov_split(self, split: str) -> Tokens:
         "A split of the planted corpus, sampled once into the token cache (each split its own seed: same validation for any size)."
         if split not in SPLITS: raise ValueError(f"unknown split {split!r}: use one of {SPLITS}")
         n = self.markov_tokens if split == "train" else MARKOV_SPLIT_TOKENS
         path = lmlab_cache_dir(self.cache_dir) / "tokens" / f"{self.config}-{split}-{n}.bin"
-        stats = _checked(path)
-        if stats is None:
+        meta, source = _checked(path), self.source(split)
+        if meta is None:
             ids = self.markov_source.sample(n, seed=SPLITS.index(split) + 1)
-            stats = SplitStats(tokens=n)
             with atomic_path(path) as tmp_path: tmp_path.write_bytes(ids.tobytes())
-            _write_cache_meta(path, stats, "markov", xxhash.xxh3_64(ids.tobytes()).hexdigest())
-        return Tokens(path, stats, self.config, split)
+            _write_cache_meta(path, SplitStats(tokens=n), "markov", xxhash.xxh3_64(ids.tobytes()).hexdigest(), source)
+        return Tokens(path, SplitStats(tokens=n), self.config, split, source)

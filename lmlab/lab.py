@@ -10,18 +10,18 @@ from pathlib import Path
 from .chinchilla import budget_from_run, report
 from .data import DataConfig, wikitext_config
 from .model import ModelConfig
-from .train import PROFILES, TrainConfig, evaluate, finish_run, load_model, read_run
+from .train import PROFILES, TrainConfig, TrainingInterrupted, evaluate, finish_run, load_model, read_run
 
 # %% auto #0
 __all__ = ['QUICK_OVERRIDES', 'PROMPTS', 'choose_mode', 'experiment_configs', 'run_dir_for', 'ensure_run', 'ConfigForm',
            'word_perplexity', 'bits_per_byte', 'evaluate_run', 'samples', 'lab_log_entry']
 
 # %% ../nbs/04_lab.ipynb #338d7002
-def choose_mode(dataset: str = "wikitext-2") -> str:
-    "'quick' under test or without the data, 'full' with it; `LMLAB_MODE` overrides."
-    forced = os.environ.get("LMLAB_MODE")
+def choose_mode(dataset: str = "wikitext-2", mode: str | None = None) -> str:
+    "`mode` if given (a notebook parameter), else `LMLAB_MODE`, else 'quick' under test or without the data and 'full' with it."
+    forced = mode or os.environ.get("LMLAB_MODE")
     if forced:
-        if forced not in ("quick", "full"): raise ValueError(f"LMLAB_MODE must be 'quick' or 'full', got {forced!r}")
+        if forced not in ("quick", "full"): raise ValueError(f"the mode must be 'quick' or 'full', got {forced!r}")
         return forced
     if os.environ.get("IN_TEST"): return "quick"
     from lmlab.data import _data_dir, load_tokens
@@ -47,8 +47,8 @@ QUICK_OVERRIDES = {  # the lab log's model and optimizer; generated data, 64-tok
     "experiment2": dict(data=dict(dataset="synthetic", synthetic_articles=192, seq_len=64), train=dict(epochs=1, num_workers=0)),
 }
 
-def experiment_configs(profile: str, mode: str) -> tuple[ModelConfig, DataConfig, TrainConfig]:
-    "The lab log's configurations for `profile` ('experiment1', 'experiment2'); in quick mode on generated data, briefly."
+def experiment_configs(profile: str, mode: str, **train) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    "The lab log's configurations for `profile` ('experiment1', 'experiment2'); in quick mode on generated data, briefly. `train`: overrides (None: keep)."
     if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {sorted(PROFILES)}")
     if mode not in ("quick", "full"): raise ValueError(f"mode must be 'quick' or 'full', got {mode!r}")
     p = PROFILES[profile]
@@ -56,6 +56,7 @@ def experiment_configs(profile: str, mode: str) -> tuple[ModelConfig, DataConfig
     if mode == "quick":
         quick = QUICK_OVERRIDES.get(profile, QUICK_OVERRIDES["experiment1"])
         data.update(quick["data"]); tr.update(quick["train"])
+    tr.update({k: v for k, v in train.items() if v is not None})
     return ModelConfig(**p.get("model", {})), DataConfig(**data), TrainConfig(**tr)
 
 # %% ../nbs/04_lab.ipynb #19a393f5
@@ -117,7 +118,9 @@ class ConfigForm:
         self.error.value = "<span style='color:#2e7d32'>✓ valid</span>"; self.button.disabled = False; return True
 
     def _train(self, on_train):
-        with self.output: on_train(*self.configs())
+        with self.output:
+            try: on_train(*self.configs())
+            except TrainingInterrupted as e: print(e)  # the run stopped at a step, saved: say how to go on, no traceback
 
     def _ipython_display_(self):
         from IPython.display import display

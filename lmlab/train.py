@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #4d7dee75
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, pickle, sys, time
+import argparse, dataclasses, json, math, os, pickle, signal, sys, threading, time, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +12,16 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .data import DataConfig, JSONConfig, Tokens, TokenWindows, atomic_path, epoch_loader, random_batches, token_ids
+from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, atomic_path, describe_source, epoch_loader, random_batches,
+                        token_ids)
 from .model import LanguageModel, ModelConfig, param_counts, train_flops_per_token
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'PROFILES', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate', 'save_checkpoint',
-           'load_checkpoint', 'load_model', 'resolve_device', 'dist_env', 'measure_throughput', 'Callback',
-           'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses', 'default_callbacks', 'read_metrics',
-           'changed_configs', 'read_run', 'Trainer', 'train', 'finish_run', 'parse_args', 'main']
+__all__ = ['CHECKPOINT_FORMAT', 'BUDGET_FIELDS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate',
+           'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model', 'resolve_device', 'dist_env',
+           'measure_throughput', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses',
+           'default_callbacks', 'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer',
+           'train', 'finish_run', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -122,14 +124,25 @@ def save_checkpoint(path, state: dict):
     "Write `state` to `path` atomically."
     with atomic_path(path) as tmp_path: torch.save(state, tmp_path)
 
+class CheckpointError(ValueError):
+    "A checkpoint that cannot be used: empty, truncated or corrupt, or holding pickled code."
+
 def load_checkpoint(path, map_location="cpu") -> dict:
-    "Read a checkpoint with `weights_only=True`; refuse one that holds pickled code or objects."
+    "Read a checkpoint with `weights_only=True`. A damaged file, or one holding pickled code, is a `CheckpointError` naming it."
     path = Path(path)
     if not path.exists(): raise FileNotFoundError(f"no checkpoint at {str(path)!r}")
+    others = sorted(str(p) for p in path.parent.glob("*.pt") if p.name != path.name)
+    way_out = (f"; {others[0]!r} is another checkpoint of this run: copy it over {path.name} to go on from there, or start over "
+               f"in a new run directory" if others else "; start over in a new run directory")
+    if path.stat().st_size == 0: raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes){way_out}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else was cut short or overwritten
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt (not a complete checkpoint archive){way_out}")
     try: state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(f"refusing to load {str(path)!r}: it holds pickled code or objects, not just tensors and plain values "
-                         f"(torch.load(weights_only=True) said: {str(e).splitlines()[0]})") from None
+    except pickle.UnpicklingError as e:  # a well-formed archive whose pickle asks for code: a security refusal, not damage
+        raise CheckpointError(f"refusing to load {str(path)!r}: it holds pickled code or objects, not just tensors and plain values "
+                              f"(torch.load(weights_only=True) said: {str(e).splitlines()[0]})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} is truncated or corrupt ({str(e).splitlines()[0]}){way_out}") from None
     if isinstance(state, dict) and "model" in state:
         state["model"] = {k.replace("_orig_mod.", "").removeprefix("module."): v for k, v in state["model"].items()}
     return state
@@ -150,11 +163,12 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     try: dev = torch.device(name)
     except RuntimeError: raise ValueError(f"unknown device {name!r}: use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"device {name!r} asked for, but CUDA is not available")
+    way_out = "use device 'cpu' (--device cpu) or 'auto'"
+    if dev.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"device {name!r} asked for, but CUDA is not available: {way_out}")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ValueError(f"device {name!r} asked for, but only {torch.cuda.device_count()} CUDA devices exist")
+        raise ValueError(f"device {name!r} asked for, but only {torch.cuda.device_count()} CUDA devices exist: {way_out}")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ValueError(f"device {name!r} asked for, but MPS is not available")
+        raise ValueError(f"device {name!r} asked for, but MPS is not available: {way_out}")
     if dev.type not in ("cpu", "cuda", "mps"): raise ValueError(f"unsupported device {name!r}")
     return dev
 
@@ -259,10 +273,13 @@ def read_metrics(run_dir) -> list[dict]:
     if not path.exists(): return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-def changed_configs(saved: dict, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig) -> list[str]:
-    "Which of 'model', 'data', 'train' in a saved config record (config.json, or a checkpoint's) differ from these."
+BUDGET_FIELDS = ("epochs", "max_tokens", "max_steps")  # the only fields a resumed run may change, and only to extend it
+
+def changed_configs(saved: dict, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, ignore=()) -> list[str]:
+    "Which of 'model', 'data', 'train' in a saved config record (config.json, or a checkpoint's) differ from these (`ignore`: fields)."
     mine = dict(model=model_cfg.to_dict(), data=data_cfg.to_dict(), train=train_cfg.to_dict())
-    return [k for k in mine if json.loads(json.dumps(mine[k])) != json.loads(json.dumps(saved.get(k)))]
+    plain = lambda d: {k: v for k, v in json.loads(json.dumps(d or {})).items() if k not in ignore}
+    return [k for k in mine if plain(mine[k]) != plain(saved.get(k))]
 
 def read_run(run_dir) -> dict:
     "A run's config, metrics and (if finished) summary."
@@ -272,13 +289,17 @@ def read_run(run_dir) -> dict:
                 summary=json.loads(summary.read_text()) if summary.exists() else None)
 
 # %% ../nbs/02_train.ipynb #ab36125e
+class TrainingInterrupted(KeyboardInterrupt):
+    "Training stopped by Ctrl-C (or a kernel interrupt) after saving its current step; the message says how to resume."
+
 class Trainer:
     "Train a `LanguageModel` into `run_dir`, recording metrics and checkpoints."
     def __init__(self, run_dir, model_cfg: ModelConfig = ModelConfig(), data_cfg: DataConfig = DataConfig(),
                  train_cfg: TrainConfig = TrainConfig(), callbacks: list[Callback] | None = None, progress: bool | None = None,
-                 corpus: dict | None = None):
+                 corpus: dict | None = None, extend: bool = False):
         self.run_dir, self.model_cfg, self.data_cfg, self.cfg = Path(run_dir), model_cfg, data_cfg, train_cfg
         self.given_corpus = corpus  # {'train': ..., 'validation': ...} as Tokens or int arrays, instead of loading data_cfg
+        self.extend = extend        # on resume, accept a larger budget (epochs, max_tokens or max_steps) than the run recorded
         self.seq_len = data_cfg.seq_len or model_cfg.max_seq_len
         if self.seq_len > model_cfg.max_seq_len:
             raise ValueError(f"seq_len={self.seq_len} exceeds the model's max_seq_len={model_cfg.max_seq_len}")
@@ -342,6 +363,7 @@ class Trainer:
         return dict(model=self.model_cfg.to_dict(), data=self.data_cfg.to_dict(), train=self.cfg.to_dict(),
                     seq_len=self.seq_len, world_size=self.world_size, params=self.n_params, flops_per_token=self.flops_per_token,
                     splits={s: dataclasses.asdict(t.stats) if isinstance(t, Tokens) else dict(tokens=len(t)) for s, t in self.corpus.items()},
+                    sources={s: t.source for s, t in self.corpus.items() if isinstance(t, Tokens)},
                     steps_per_epoch=self.steps_per_epoch, total_steps=self.total_steps, tokens_per_step=self.tokens_per_step)
 
     # -- state --------------------------------------------------------------
@@ -356,14 +378,23 @@ class Trainer:
 
     def load_state(self, state: dict):
         if state.get("format") != CHECKPOINT_FORMAT: raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
-        changed = changed_configs(state["config"], self.model_cfg, self.data_cfg, self.cfg)
+        changed = changed_configs(state["config"], self.model_cfg, self.data_cfg, self.cfg, ignore=BUDGET_FIELDS if self.extend else ())
         if changed: raise ValueError(f"cannot resume {str(self.run_dir)!r}: its {', '.join(changed)} configuration differs from this one")
+        self._refuse_other_data(state["config"].get("sources"), self._config_record()["sources"])
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for k in ("step", "epoch", "batch_in_epoch", "tokens_seen", "best_val_loss", "evals_since_best", "time_s"): setattr(self, k, state[k])
         self.interval = dict(state["interval"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+
+    def _refuse_other_data(self, recorded: dict | None, now: dict):
+        "A resumed run must read the data it was trained on (runs from before sources were recorded have none to compare)."
+        recorded, now = json.loads(json.dumps(recorded or {})), json.loads(json.dumps(now))
+        for split, source in now.items():
+            if source is not None and split in recorded and recorded[split] != source:
+                raise ValueError(f"cannot resume {str(self.run_dir)!r}: its {split} data came from {describe_source(recorded[split])}, "
+                                 f"this time from {describe_source(source)}. Point it at the same data, or start a new run directory")
 
     # -- the loop -----------------------------------------------------------
     def _batches(self):
@@ -437,6 +468,12 @@ class Trainer:
         self._barrier()
         if resume and self.last_path.exists():
             self.load_state(load_checkpoint(self.last_path, map_location=self.device))
+            if self.extend and self.step >= self.total_steps:
+                raise ValueError(f"cannot extend {str(self.run_dir)!r} to {self.total_steps:,} steps: it has run {self.step:,} already")
+            if self.is_main:
+                if self.extend:  # the record follows the run: its budget is now the extended one
+                    with atomic_path(self.run_dir / "config.json") as p: p.write_text(json.dumps(self._config_record(), indent=1))
+                print(f"resumed from step {self.step:,} of {self.total_steps:,} ({self.run_dir})", flush=True)
             if self.is_main:  # rows written after the checkpoint will be written again
                 rows = [r for r in read_metrics(self.run_dir) if r["step"] <= self.step]
                 with atomic_path(self.run_dir / "metrics.jsonl") as p: p.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -449,13 +486,28 @@ class Trainer:
             with atomic_path(self.run_dir / "config.json") as p: p.write_text(json.dumps(self._config_record(), indent=1))
             (self.run_dir / "metrics.jsonl").write_text("")
 
+    def _on_interrupt(self, signum, frame):
+        if self.interrupted: raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.interrupted = True                       # the first finishes the step, saves it and stops
+
     def fit(self, resume: bool = False) -> dict:
-        "Train to the end of the budget (or early stop); return the run's summary."
+        "Train to the end of the budget (or early stop); return the run's summary. Ctrl-C saves the current step, then stops."
+        self.interrupted, handler = False, None
+        if self.world_size == 1 and threading.current_thread() is threading.main_thread():
+            handler = signal.signal(signal.SIGINT, self._on_interrupt)
+        try: return self._fit(resume)
+        finally:
+            if handler is not None: signal.signal(signal.SIGINT, handler)
+
+    def _fit(self, resume: bool) -> dict:
+        if resume and self.given_corpus is None and (self.run_dir / "config.json").exists():  # before any loading or tokenizing
+            recorded = json.loads((self.run_dir / "config.json").read_text()).get("sources")
+            self._refuse_other_data(recorded, {s: self.data_cfg.source(s) for s in (recorded or {})})
         self._setup()
         self._start(resume)
         for cb in self.callbacks: cb.before_fit(self)
         try:
-            while self.step < self.total_steps and self.stop_reason is None:
+            while self.step < self.total_steps and self.stop_reason is None and not self.interrupted:
                 t0 = time.perf_counter()
                 for x, y in self._batches():
                     loss, grad_norm = self._train_step(x, y)
@@ -471,10 +523,14 @@ class Trainer:
                         self._evaluate_and_record()
                     elif self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and self.is_main:
                         save_checkpoint(self.last_path, self.state())
-                    if self.step >= self.total_steps or self.stop_reason or end_of_epoch: break
+                    if self.step >= self.total_steps or self.stop_reason or end_of_epoch or self.interrupted: break
                     t0 = time.perf_counter()
         finally:
             for cb in self.callbacks: cb.after_fit(self)
+        if self.interrupted:
+            if self.is_main: save_checkpoint(self.last_path, self.state())
+            raise TrainingInterrupted(f"interrupted at step {self.step:,} of {self.total_steps:,}; saved to {str(self.last_path)!r}. "
+                                      f"Resume with: lmlab-train --run-dir {self.run_dir} --resume")
         self.stop_reason = self.stop_reason or "finished"
         best = min(self.history, key=lambda r: r["val_loss"]) if self.history else None
         summary = dict(stop_reason=self.stop_reason, steps=self.step, tokens_seen=self.tokens_seen, time_s=round(self.time_s, 3),
@@ -502,7 +558,7 @@ def finish_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg:
 
 # %% ../nbs/02_train.ipynb #70b1cc80
 PROFILES = {
-    "quick": dict(data=dict(dataset="synthetic", synthetic_articles=300), train=dict(epochs=3)),
+    "quick": dict(data=dict(dataset="synthetic", synthetic_articles=100, seq_len=64), train=dict(epochs=2)),
     "experiment1": dict(data=dict(dataset="wikitext-2"), train=dict(epochs=300, batch_size=8)),
     "experiment2": dict(data=dict(dataset="wikitext-103"), train=dict(epochs=1, batch_size=32, num_workers=4)),
 }
@@ -512,37 +568,113 @@ def _bool(s: str) -> bool:
     if s.lower() in ("0", "false", "no"): return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
 
+FIELD_HELP = {  # what each configuration field means, in its units; --help shows these with the defaults
+    "vocab_size": "tokens in the vocabulary (GPT-2's: 50257; the planted corpus: its --markov-states)",
+    "max_seq_len": "longest context, in tokens (also the size of the position table)",
+    "d_model": "width of the residual stream", "num_heads": "attention heads (must divide --d-model)",
+    "d_ff": "hidden width of each feed-forward layer", "num_layers": "transformer blocks",
+    "dropout": "dropout probability, from 0 up to (not including) 1",
+    "chunked_loss": "true: the loss a few rows at a time, never holding all logits; false: the plain full-logits loss",
+    "dataset": "which corpus: wikitext-2 or wikitext-103 (or their config names), synthetic (generated text) or markov (planted chain)",
+    "data_dir": "folder with local WikiText files (parquet or wiki.*.raw); unset: LMLAB_WIKITEXT_DIR, else the Hugging Face hub",
+    "cache_dir": "folder of the token cache; unset: LMLAB_CACHE, else ~/.cache/lmlab",
+    "seq_len": "window length in tokens; unset: the model's --max-seq-len",
+    "synthetic_articles": "training articles of the generated corpus (--dataset synthetic)",
+    "synthetic_seed": "seed of the generated corpus and of the planted chain",
+    "markov_states": "tokens of the planted chain (--dataset markov); give the same number as --vocab-size",
+    "markov_tokens": "training tokens of the planted corpus (--dataset markov)",
+    "lr": "peak learning rate of AdamW", "weight_decay": "AdamW weight decay, applied to matrices only",
+    "betas": "AdamW's two moment decay rates", "max_norm": "gradient clipping: the largest global gradient norm",
+    "batch_size": "windows per optimizer step, all processes together",
+    "epochs": "passes over the training windows (or give --max-tokens or --max-steps instead)",
+    "max_tokens": "a budget in training tokens (random windows) instead of epochs",
+    "max_steps": "a budget in optimizer steps (random windows) instead of epochs",
+    "schedule": "learning-rate schedule: constant, or cosine down to --min-lr-ratio x --lr at the last step",
+    "warmup_steps": "optimizer steps of linear warm-up from 0", "min_lr_ratio": "the cosine schedule's last lr, as a fraction of --lr",
+    "eval_every": "also evaluate every N steps (always at each epoch's end and at the run's end)",
+    "eval_batch_size": "windows per evaluation batch", "checkpoint_every": "also save last.pt every N steps",
+    "early_stopping": "stop after N evaluations without a better validation loss",
+    "seed": "random seed of initialization, dropout and batch order",
+    "num_workers": "DataLoader worker processes (0: load in the training process)",
+    "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA (no effect on CPU)",
+    "compile": "torch.compile the model", "best_name": "file name of the best checkpoint in the run directory",
+}
+_ARG_CHOICES = dict(schedule=["constant", "cosine"])
+
 def _add_fields(parser, cls, group):
     g = parser.add_argument_group(group)
     for f in dataclasses.fields(cls):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default
-        if isinstance(default, bool): g.add_argument(flag, type=_bool, metavar="BOOL", default=None, help=f"default {default}")
-        elif isinstance(default, tuple): g.add_argument(flag, type=float, nargs=len(default), default=None, help=f"default {default}")
+        flag, default = "--" + f.name.replace("_", "-"), f.default
+        kw = dict(default=None, help=f"{FIELD_HELP[f.name]} (default: {default})", choices=_ARG_CHOICES.get(f.name))
+        if isinstance(default, bool): g.add_argument(flag, type=_bool, metavar="BOOL", **kw)
+        elif isinstance(default, tuple): g.add_argument(flag, type=float, nargs=len(default), **kw)
         else:  # the field's annotation ('int | None', 'str', ...) gives the type; 'none' stands for None
             kind = {"int": int, "float": float}.get(str(f.type).split(" | ")[0], str)
-            g.add_argument(flag, type=(lambda s, k=kind: None if s.lower() == "none" else k(s)), default=None, help=f"default {default}")
+            g.add_argument(flag, type=(lambda s, k=kind: None if s.lower() == "none" else k(s)), **kw)
 
-def parse_args(argv=None) -> tuple[Path, ModelConfig, DataConfig, TrainConfig, bool]:
-    "The run directory, the three configurations and the resume flag from command-line arguments."
-    p = argparse.ArgumentParser(prog="lmlab-train", description="Train a LanguageModel into a run directory.")
-    p.add_argument("--run-dir", required=True, help="where config, metrics and checkpoints go")
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line naming the way out, not a usage block
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr); sys.exit(2)
+
+def build_parser() -> argparse.ArgumentParser:
+    "The `lmlab-train` command line: every configuration field is an option."
+    p = _Parser(prog="lmlab-train", description="Train a LanguageModel into a run directory (config, metrics, checkpoints).")
+    p.add_argument("--run-dir", required=True, help="where config.json, metrics.jsonl and the checkpoints go")
     p.add_argument("--profile", choices=sorted(PROFILES), help="start from a named setting; options given override it")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir from its last checkpoint, with the configuration it recorded (no other option needed)")
+    p.add_argument("--extend", action="store_true",
+                   help="with --resume: give the run a larger budget (--epochs, --max-tokens or --max-steps); nothing else may change")
+    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     for cls, name in ((ModelConfig, "model"), (DataConfig, "data"), (TrainConfig, "training")): _add_fields(p, cls, name)
+    return p
+
+def parse_args(argv=None) -> tuple:
+    "The run directory, the three configurations, and the resume and extend flags from command-line arguments."
+    p = build_parser()
     a = vars(p.parse_args(argv))
-    prof = PROFILES.get(a["profile"] or "", {})
-    def build(cls, key):
-        given = {f.name: a[f.name] for f in dataclasses.fields(cls) if a.get(f.name) is not None}
-        if cls is TrainConfig and given.keys() & {"max_tokens", "max_steps"} and "epochs" not in given: given["epochs"] = None
-        try: return cls(**{**prof.get(key, {}), **given})
+    run_dir = Path(a["run_dir"])
+    given = {key: {f.name: a[f.name] for f in dataclasses.fields(cls) if a.get(f.name) is not None}
+             for key, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))}
+    explicit = {key: dict(fields) for key, fields in given.items()}  # what the user typed, for messages
+    if given["train"].keys() & {"max_tokens", "max_steps"} and "epochs" not in given["train"]: given["train"]["epochs"] = None
+    if a["extend"] and not a["resume"]: p.error("--extend only applies with --resume")
+    if a["resume"]:
+        if a["profile"]: p.error("--profile starts a new run; --resume continues one with the configuration it recorded")
+        if not (run_dir / "config.json").exists():
+            p.error(f"no run to resume in {str(run_dir)!r} (no config.json there): check the path, or drop --resume to start a new run")
+        recorded = json.loads((run_dir / "config.json").read_text())
+        diffs = [f"{k}: recorded {recorded[key].get(k)!r}, given {json.loads(json.dumps(v))!r}" for key, fields in explicit.items()
+                 for k, v in fields.items() if json.loads(json.dumps(v)) != recorded[key].get(k)
+                 and not (a["extend"] and key == "train" and k in BUDGET_FIELDS)]
+        if diffs:
+            p.error(f"cannot resume {str(run_dir)!r} with other settings than it recorded ({'; '.join(diffs)}): leave them out, "
+                    f"add --extend to give a larger budget, or start a new run directory")
+        configs = [cls.from_dict({**recorded[key], **given[key]}) if key == "train" else cls.from_dict(recorded[key])
+                   for key, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))]
+    else:
+        prof = PROFILES.get(a["profile"] or "", {})
+        try: configs = [cls(**{**prof.get(key, {}), **given[key]}) for key, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))]
         except (ValueError, TypeError) as e: p.error(str(e))
-    return Path(a["run_dir"]), build(ModelConfig, "model"), build(DataConfig, "data"), build(TrainConfig, "train"), a["resume"]
+    return (run_dir, *configs, a["resume"], a["extend"])
 
 def main(argv=None):
-    "Entry point of `lmlab-train`: train, then write `loss.png` and print a summary line."
-    run_dir, model_cfg, data_cfg, train_cfg, resume = parse_args(argv)
-    trainer = Trainer(run_dir, model_cfg, data_cfg, train_cfg)
+    "Entry point of `lmlab-train`: train, then write `loss.png` and print a summary line; an expected failure is one line."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try: _main(argv)
+    except TrainingInterrupted as e: _fail(f"lmlab-train: {e}", 130, "--debug" in argv)
+    except KeyboardInterrupt: _fail("lmlab-train: interrupted before training started; nothing was saved", 130, "--debug" in argv)
+    except (ValueError, OSError, ConnectionError, FloatingPointError) as e:  # bad values, missing files, no network, a run gone bad
+        _fail(f"lmlab-train: error: {e}", 1, "--debug" in argv)
+
+def _fail(message: str, code: int, debug: bool):
+    if debug: raise
+    print(" ".join(message.split()), file=sys.stderr, flush=True)
+    sys.exit(code)
+
+def _main(argv):
+    run_dir, model_cfg, data_cfg, train_cfg, resume, extend = parse_args(argv)
+    trainer = Trainer(run_dir, model_cfg, data_cfg, train_cfg, extend=extend)
     try: summary = trainer.fit(resume)
     finally:
         if dist.is_initialized(): dist.destroy_process_group()

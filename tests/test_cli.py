@@ -1,0 +1,108 @@
+"`lmlab-train` as a person types it: resume from the run's own record, one-line errors, Ctrl-C, readable files."
+import json, os, signal, subprocess, time
+from pathlib import Path
+from conftest import BIN, run
+from test_train_processes import ENV, TINY, metrics, train_cmd
+
+
+def one_line_error(res, *needles):
+    "The command failed with exactly one line on stderr, `lmlab-train: error: ...`, holding every needle, and no traceback."
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
+    assert res.returncode != 0, res.stdout
+    assert len(lines) == 1 and lines[0].startswith("lmlab-train: error: "), res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    for n in needles: assert n in lines[0], (n, lines[0])
+    return lines[0]
+
+
+def test_resume_needs_only_the_run_dir(tmp_path):
+    cache, rd = tmp_path / "cache", tmp_path / "r"
+    run(train_cmd(rd, cache, "--max-steps", "6", "--batch-size", "4", "--eval-every", "3"), env=ENV)
+    # extend the finished run's budget explicitly: the only change --resume accepts
+    res = run([BIN / "lmlab-train", "--run-dir", rd, "--resume", "--extend", "--max-steps", "9"],
+              env={**ENV, "HF_HUB_OFFLINE": "1"})
+    assert "resumed from step 6 of 9" in res.stdout
+    assert [r["step"] for r in metrics(rd)] == [3, 6, 9]
+    assert json.loads((rd / "config.json").read_text())["train"]["max_steps"] == 9
+
+
+def test_resume_refuses_changed_options_naming_them(tmp_path):
+    cache, rd = tmp_path / "cache", tmp_path / "r"
+    run(train_cmd(rd, cache, "--max-steps", "2", "--batch-size", "4"), env=ENV)
+    res = run([BIN / "lmlab-train", "--run-dir", rd, "--resume", "--batch-size", "8", "--lr", "0.1"], env=ENV, check=False)
+    one_line_error(res, "batch_size: recorded 4, given 8", "lr: recorded 0.003, given 0.1")
+    res = run([BIN / "lmlab-train", "--run-dir", rd, "--resume", "--max-steps", "5"], env=ENV, check=False)
+    one_line_error(res, "max_steps: recorded 2, given 5", "--extend")
+
+
+def test_resume_on_a_directory_without_a_run_is_an_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for rd in (tmp_path / "empty", tmp_path / "mistyped"):
+        res = run([BIN / "lmlab-train", "--run-dir", rd, "--resume"], env=ENV, check=False)
+        one_line_error(res, "no run to resume", str(rd))
+    assert not (tmp_path / "mistyped").exists()
+
+
+def test_missing_data_and_devices_are_one_line_errors(tmp_path):
+    res = run([BIN / "lmlab-train", "--run-dir", tmp_path / "a", "--dataset", "wikitext-2", "--data-dir", tmp_path / "nowhere"],
+              env=ENV, check=False)
+    one_line_error(res, str(tmp_path / "nowhere"), "does not exist")
+    res = run(train_cmd(tmp_path / "b", tmp_path / "cache", "--device", "cuda:7"), env=ENV, check=False)
+    one_line_error(res, "'cuda:7'", "--device cpu")
+    res = run(train_cmd(tmp_path / "c", tmp_path / "cache", "--device", "cuda:7", "--debug"), env=ENV, check=False)
+    assert res.returncode != 0 and "Traceback" in res.stderr  # --debug shows where it came from
+
+
+def test_damaged_checkpoints_are_named_with_the_way_out(tmp_path):
+    cache, rd = tmp_path / "cache", tmp_path / "r"
+    run(train_cmd(rd, cache, "--epochs", "2", "--batch-size", "4"), env=ENV)
+    good = (rd / "last.pt").read_bytes()
+    for name, damage in (("truncated", good[: len(good) // 2]), ("empty", b""), ("random bytes", os.urandom(len(good)))):
+        (rd / "last.pt").write_bytes(damage)
+        res = run([BIN / "lmlab-train", "--run-dir", rd, "--resume", "--extend", "--epochs", "3"], env=ENV, check=False)
+        line = one_line_error(res, str(rd / "last.pt"), "mha_model_best.pt")
+        assert "pickled code" not in line, (name, line)
+        assert ("empty" in line) if name == "empty" else ("truncated or corrupt" in line), (name, line)
+
+
+def test_ctrl_c_saves_the_step_and_resume_finishes_the_same(tmp_path):
+    cache = tmp_path / "cache"
+    args = ["--epochs", "3", "--batch-size", "4", "--dropout", "0.1", "--seed", "2"]
+    run(train_cmd(tmp_path / "whole", cache, *args), env=ENV)
+    victim = subprocess.Popen(train_cmd(tmp_path / "stopped", cache, *args), env={**os.environ, **ENV},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and victim.poll() is None:
+        if (tmp_path / "stopped/metrics.jsonl").exists() and metrics(tmp_path / "stopped"): break  # partway through epoch 2
+        time.sleep(0.01)
+    victim.send_signal(signal.SIGINT)
+    out, err = victim.communicate(timeout=120)
+    assert victim.returncode == 130, (out, err)
+    line = [l for l in err.splitlines() if l.strip()]
+    assert len(line) == 1 and "interrupted at step" in line[0] and f"lmlab-train --run-dir {tmp_path / 'stopped'} --resume" in line[0]
+    assert (tmp_path / "stopped/last.pt").exists() and not (tmp_path / "stopped/summary.json").exists()
+    run([BIN / "lmlab-train", "--run-dir", tmp_path / "stopped", "--resume"], env=ENV)
+    assert metrics(tmp_path / "stopped") == metrics(tmp_path / "whole")
+
+
+def test_files_keep_the_users_umask(tmp_path):
+    rd = tmp_path / "r"
+    old = os.umask(0o022)
+    try: run(train_cmd(rd, tmp_path / "cache", "--max-steps", "2", "--batch-size", "4"), env=ENV)
+    finally: os.umask(old)
+    for name in ("config.json", "metrics.jsonl", "summary.json", "last.pt", "mha_model_best.pt"):
+        assert (rd / name).stat().st_mode & 0o777 == 0o644, (name, oct((rd / name).stat().st_mode))
+
+
+def test_the_data_source_is_recorded_and_checked_on_resume(tmp_path):
+    from lmlab.data import make_wikitext_like
+    here, there = make_wikitext_like(tmp_path / "here"), make_wikitext_like(tmp_path / "there", seed=1)
+    rd, model = tmp_path / "r", ["--max-seq-len", "32", "--d-model", "16", "--num-heads", "2", "--d-ff", "32", "--num-layers", "1"]
+    local = {**ENV, "LMLAB_WIKITEXT_DIR": str(here.parent), "HF_HUB_OFFLINE": "1"}
+    run([BIN / "lmlab-train", "--run-dir", rd, "--cache-dir", tmp_path / "cache", *model, "--max-steps", "2", "--batch-size", "4"], env=local)
+    source = json.loads((rd / "config.json").read_text())["sources"]["train"]
+    assert source["kind"] == "local" and source["dir"] == str(here.resolve())
+    assert [f["name"] for f in source["files"]] == ["train-00000-of-00001.parquet"] and len(source["files"][0]["sha256"]) == 64
+    elsewhere = {**local, "LMLAB_WIKITEXT_DIR": str(there.parent)}
+    res = run([BIN / "lmlab-train", "--run-dir", rd, "--resume", "--extend", "--max-steps", "4"], env=elsewhere, check=False)
+    one_line_error(res, "its train data came from " + str(here.resolve()), "this time from " + str(there.resolve()))
