@@ -30,7 +30,7 @@ test-nbs: setup
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing  # one thread each: two notebooks share two cores
 
 test-py: setup
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -rs  # -rs: say why each skipped test was skipped
 
 export: setup  ## Notebooks -> lmlab/ (run before every commit, with clean-nbs)
 	$(BIN)/nbdev_export
