@@ -7,12 +7,14 @@
 The baseline is the same LanguageModel computing full float32 logits and F.cross_entropy (as nanoGPT does), trained by
 a plain loop with the same optimizer, on the same batches. lmlab is its Trainer (chunked loss; bf16 autocast on CUDA).
 Each variant runs in its own process (one's allocations would slow the other), twice by default, alternating, and the
-better run of each is kept (interference on a shared machine only slows runs down). Each reports the median step time,
+better run of each is kept (interference on a shared machine only slows runs down). Everything is measured twice: on an
+idle machine, and "under load", while another process (started and stopped by this script) keeps one core busy with a
+plain Python loop, as a browser or a second notebook would on a researcher's machine. Each reports the median step time,
 tokens per second, peak memory and its per-step losses, which must agree to float32 rounding; the validation pass
 reports its time and total loss, likewise alternated and kept best of the repeats. Results are printed as a
 table and saved to bench/results/train_step-<device>.json.
 """
-import argparse, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
+import argparse, contextlib, json, os, platform, resource, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -121,6 +123,15 @@ def matmul_peak(device):
     return 2 * n ** 3 * reps / (time.perf_counter() - t0)
 
 
+@contextlib.contextmanager
+def busy_core(on: bool):
+    "Another process spinning on one core for the duration (nothing when `on` is false)."
+    if not on: yield; return
+    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try: time.sleep(0.5); yield
+    finally: hog.kill(); hog.wait()
+
+
 def spawn(kind, mode, a):
     args = [sys.executable, __file__, "--child", kind, "--mode", mode, "--device", a.device, "--batch-size", str(a.batch_size),
             "--seq-len", str(a.seq_len), "--steps", str(a.steps), "--warmup", str(a.warmup), "--val-tokens", str(a.val_tokens)]
@@ -149,13 +160,17 @@ def main():
     import torch
     from lmlab.model import ModelConfig, train_flops_per_token
     device = a.device if a.device != "cuda" else "cuda"
-    # alternate the variants and keep each one's best run: a shared machine's interference only ever slows a run down
-    runs = [(spawn("train", "baseline", a), spawn("train", "lmlab", a)) for _ in range(a.repeats)]
-    base = min((b for b, _ in runs), key=lambda r: r["step_s"])
-    lm = min((l for _, l in runs), key=lambda r: r["step_s"])
-    evals = [(spawn("eval", "baseline", a), spawn("eval", "lmlab", a)) for _ in range(a.repeats)]
-    ebase = min((b for b, _ in evals), key=lambda r: r["seconds"])
-    elm = min((l for _, l in evals), key=lambda r: r["seconds"])
+    scenarios = {"idle": False, "load": True} if device == "cpu" else {"idle": False}
+    res = {}
+    for scenario, load in scenarios.items():
+        # alternate the variants and keep each one's best run: a shared machine's interference only ever slows a run down
+        with busy_core(load):
+            runs = [(spawn("train", "baseline", a), spawn("train", "lmlab", a)) for _ in range(a.repeats)]
+            evals = [(spawn("eval", "baseline", a), spawn("eval", "lmlab", a)) for _ in range(a.repeats)]
+        res[scenario] = dict(baseline=min((b for b, _ in runs), key=lambda r: r["step_s"]), lmlab=min((l for _, l in runs), key=lambda r: r["step_s"]),
+                             eval_baseline=min((b for b, _ in evals), key=lambda r: r["seconds"]),
+                             eval_lmlab=min((l for _, l in evals), key=lambda r: r["seconds"]))
+    base, lm, ebase, elm = (res["idle"][k] for k in ("baseline", "lmlab", "eval_baseline", "eval_lmlab"))
     val_diff = abs(elm["nll"] - ebase["nll"]) / abs(ebase["nll"])
     peak = matmul_peak(device)
     fpt = train_flops_per_token(ModelConfig(max_seq_len=a.seq_len), a.seq_len)["with_attention"]
@@ -177,15 +192,26 @@ def main():
         ("largest relative difference of the per-step losses", "", f"{diff:.1e}", ""),
         ("relative difference of the validation loss", "", f"{val_diff:.1e}", ""),
     ]
+    if "load" in res:
+        L = res["load"]
+        rows += [
+            ("under load: tokens per second", f"{L['baseline']['tokens_per_s']:,.0f}", f"{L['lmlab']['tokens_per_s']:,.0f}",
+             f"{L['lmlab']['tokens_per_s'] / L['baseline']['tokens_per_s']:.2f}"),
+            ("under load: share of its own idle speed", f"{L['baseline']['tokens_per_s'] / base['tokens_per_s']:.2f}",
+             f"{L['lmlab']['tokens_per_s'] / lm['tokens_per_s']:.2f}", ""),
+            ("under load: validation pass (s)", f"{L['eval_baseline']['seconds']:.2f}", f"{L['eval_lmlab']['seconds']:.2f}",
+             f"{L['eval_lmlab']['seconds'] / L['eval_baseline']['seconds']:.2f}"),
+        ]
     print(f"\nLab log model (869,153 parameters), batch {a.batch_size} x {a.seq_len}, {a.steps} timed steps after {a.warmup} warm-up "
-          f"(best of {a.repeats} runs each), "
+          f"(best of {a.repeats} runs each; 'under load': another process keeps one core busy), "
           f"on {name}; measured matmul peak {peak / 1e9:,.0f} GFLOP/s{'; torch.compile' if a.compile else ''}\n")
     print("| measure | baseline (full logits) | lmlab | lmlab / baseline |\n|---|---:|---:|---:|")
     for r in rows: print("| " + " | ".join(r) + " |")
     out = HERE / "results" / f"train_step-{'cuda' if device.startswith('cuda') else 'cpu'}{'-compile' if a.compile else ''}.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(dict(device=name, commit=commit(), args=vars(a), matmul_peak=peak, flops_per_token=fpt, baseline=base, lmlab=lm,
-                                   eval_baseline=ebase, eval_lmlab=elm, max_rel_loss_diff=diff, val_rel_loss_diff=val_diff, table=rows), indent=1))
+                                   eval_baseline=ebase, eval_lmlab=elm, under_load=res.get("load"), max_rel_loss_diff=diff,
+                                   val_rel_loss_diff=val_diff, table=rows), indent=1))
     print(f"\nsaved {out.relative_to(HERE.parent)}")
 
 

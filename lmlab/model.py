@@ -96,30 +96,21 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         # per-row values made once, sliced per chunk: small ops per chunk add up over thousands of chunks.
         # Logits are computed in base 2 (log2(e) folded into the weight and bias): 2^x is several times cheaper than e^x on CPUs
-        tsafe = targets.clamp(min=0)
-        weight_t, bias2 = (weight * _LOG2E).t().contiguous(), bias * _LOG2E  # (d, V) laid out for the row-chunk matmul
-        row_w = (valid * scale).to(h.dtype)[:, None]                        # each row's share of the loss (0: ignored)
-        row_loss = torch.empty(N, dtype=h.dtype, device=h.device)          # in bits until the end
-        all_rows = torch.arange(min(chunk_rows, N), device=h.device)
-        buf = h.new_empty(min(chunk_rows, N), weight.shape[0])             # one logits buffer for all chunks: no allocation per chunk
-        if need_grad: grad_h, grad_w, grad_b = torch.empty_like(h), torch.zeros_like(weight), torch.zeros_like(bias)
-        for s in range(0, N, chunk_rows):
-            e = min(s + chunk_rows, N)
-            hc, tc, w, rows = h[s:e], tsafe[s:e], row_w[s:e], all_rows[:e - s]
-            logits2 = torch.addmm(bias2, hc, weight_t, out=buf[:e - s])     # (R, V) logits · log2(e): the only logits ever held
-            target_logit2 = logits2[rows, tc]                               # a copy, taken before the in-place steps
-            m = logits2.amax(1, keepdim=True)
-            sumexp = logits2.sub_(m).clamp_(min=-126).exp2_().sum(1, keepdim=True)  # now 2^(logits2 - max) = e^(logits - max); the
-            # clamp keeps results normal floats (denormals are 2-8x slower on CPUs) at a cost below 1e-33 relative
-            torch.sub((m + sumexp.log2()).squeeze(1), target_logit2, out=row_loss[s:e])
-            if need_grad:                                                  # d loss / d logits = (softmax - onehot) * share
-                p = logits2.mul_(w / sumexp)                                 # softmax, in place (one pass, no second exp)
-                p[rows, tc] -= w.squeeze(1)
-                torch.mm(p, weight, out=grad_h[s:e])
-                grad_w.addmm_(p.t(), hc)
-                grad_b += p.sum(0)
-        loss = (row_loss * row_w.squeeze(1)).sum() * _LN2                  # bits to nats
-        if need_grad: ctx.save_for_backward(grad_h.to(dtypes[0]), grad_w.to(dtypes[1]), grad_b.to(dtypes[2]))
+        rows = _Rows(h, targets.clamp(min=0), (valid * scale).to(h.dtype)[:, None], (weight * _LOG2E).t().contiguous(),
+                     bias * _LOG2E, weight, chunk_rows, need_grad)
+        workers = torch.get_num_threads() if h.device.type == "cpu" else 1
+        if workers > 1 and N >= 8 * chunk_rows:
+            # CPU: one block of rows per thread, each walking its chunks with single-threaded operations. Thousands of
+            # small multi-threaded operations would each end in a barrier, and on a busy machine every barrier waits for
+            # a thread the scheduler has put to sleep; this way the threads meet once per call.
+            bounds = [N * k // workers for k in range(workers + 1)]
+            parts = list(_loss_pool(workers).map(lambda k: rows.block(bounds[k], bounds[k + 1]), range(workers)))
+        else: parts = [rows.block(0, N)]
+        loss = (rows.row_loss * rows.row_w.squeeze(1)).sum() * _LN2           # bits to nats
+        if need_grad:
+            grad_w, grad_b = parts[0]
+            for gw, gb in parts[1:]: grad_w += gw; grad_b += gb              # in block order: the same sum every time
+            ctx.save_for_backward(rows.grad_h.to(dtypes[0]), grad_w.to(dtypes[1]), grad_b.to(dtypes[2]))
         return loss
 
     @staticmethod
@@ -135,6 +126,50 @@ def chunked_cross_entropy(h, weight, bias, targets, chunk_rows: int | None = Non
     if not torch.is_grad_enabled():  # evaluation: detached inputs tell the forward pass to skip the gradients
         h, weight, bias = h.detach(), weight.detach(), bias.detach()
     return _ChunkedCrossEntropy.apply(h, weight, bias, targets, chunk_rows, reduction, ignore_index)
+
+class _Rows:
+    "The chunked loss's inputs and outputs; `block(s, e)` computes rows s:e chunk by chunk, on whichever thread calls it."
+    def __init__(self, h, tsafe, row_w, weight_t, bias2, weight, chunk_rows, need_grad):
+        self.h, self.tsafe, self.row_w, self.weight_t, self.bias2, self.weight = h, tsafe, row_w, weight_t, bias2, weight
+        self.chunk_rows, self.need_grad = chunk_rows, need_grad
+        self.row_loss = torch.empty(h.shape[0], dtype=h.dtype, device=h.device)  # in bits until the end
+        self.grad_h = torch.empty_like(h) if need_grad else None
+
+    @torch.no_grad()  # called from other threads too, where grad mode is on by default
+    def block(self, s0: int, e0: int):
+        "Loss (in place) and grad_h of rows s0:e0; returns this block's (grad_w, grad_b), or None."
+        h, weight, R = self.h, self.weight, min(self.chunk_rows, e0 - s0)
+        buf = h.new_empty(R, weight.shape[0])            # one logits buffer for all chunks: no allocation per chunk
+        all_rows = torch.arange(R, device=h.device)
+        grad_w, grad_b = (torch.zeros_like(weight), torch.zeros_like(self.bias2)) if self.need_grad else (None, None)
+        for s in range(s0, e0, self.chunk_rows):
+            e = min(s + self.chunk_rows, e0)
+            hc, tc, w, rows = h[s:e], self.tsafe[s:e], self.row_w[s:e], all_rows[:e - s]
+            logits2 = torch.addmm(self.bias2, hc, self.weight_t, out=buf[:e - s])  # (R, V) logits · log2(e): the only logits held
+            target_logit2 = logits2[rows, tc]                                     # a copy, taken before the in-place steps
+            m = logits2.amax(1, keepdim=True)
+            sumexp = logits2.sub_(m).clamp_(min=-126).exp2_().sum(1, keepdim=True)  # now 2^(logits2 - max) = e^(logits - max); the
+            # clamp keeps results normal floats (denormals are 2-8x slower on CPUs) at a cost below 1e-33 relative
+            torch.sub((m + sumexp.log2()).squeeze(1), target_logit2, out=self.row_loss[s:e])
+            if self.need_grad:                                                   # d loss / d logits = (softmax - onehot) * share
+                p = logits2.mul_(w / sumexp)                                       # softmax, in place (one pass, no second exp)
+                p[rows, tc] -= w.squeeze(1)
+                torch.mm(p, weight, out=self.grad_h[s:e])
+                grad_w.addmm_(p.t(), hc)
+                grad_b += p.sum(0)
+        return grad_w, grad_b
+
+_POOLS: dict = {}
+
+def _loss_pool(workers: int):
+    "A pool of `workers` threads, each running PyTorch operations on one thread of its own (made once, kept)."
+    if workers not in _POOLS:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lmlab-loss", initializer=_one_thread)
+    return _POOLS[workers]
+
+def _one_thread():
+    torch.set_num_threads(1)  # in a pool thread: its own operations run single-threaded (the caller's setting is its own)
 
 # %% ../nbs/01_model.ipynb #9c4ff22c
 class LanguageModel(nn.Module):

@@ -18,10 +18,10 @@ from .model import LanguageModel, ModelConfig, param_counts, train_flops_per_tok
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'BUDGET_FIELDS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate',
-           'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model', 'resolve_device', 'dist_env',
-           'measure_throughput', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses',
-           'default_callbacks', 'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer',
-           'train', 'finish_run', 'build_parser', 'parse_args', 'main']
+           'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers',
+           'dist_env', 'measure_throughput', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB',
+           'plot_losses', 'default_callbacks', 'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted',
+           'Trainer', 'train', 'finish_run', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -172,6 +172,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     if dev.type not in ("cpu", "cuda", "mps"): raise ValueError(f"unsupported device {name!r}")
     return dev
 
+def loader_workers(asked: int, device) -> int:
+    "DataLoader workers to use: on a CPU no more than the cores PyTorch's threads leave free (batches come from memory maps, fast)."
+    if torch.device(device).type != "cpu": return asked
+    return max(0, min(asked, (os.cpu_count() or 1) - torch.get_num_threads()))
+
 def dist_env() -> tuple[int, int, int]:
     "(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) for a single process."
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
@@ -308,6 +313,7 @@ class Trainer:
             raise ValueError(f"batch_size={train_cfg.batch_size} is not divisible by the {self.world_size} processes")
         self.device = resolve_device(train_cfg.device if train_cfg.device != "cuda" or self.world_size == 1 else f"cuda:{self.local_rank}")
         self.is_main = self.rank == 0
+        self.loader_workers = loader_workers(train_cfg.num_workers, self.device)
         self.callbacks = (default_callbacks() if callbacks is None else callbacks) if self.is_main else []
         self.progress = self.is_main if progress is None else progress
         self.history: list[dict] = []
@@ -401,7 +407,7 @@ class Trainer:
         "Batches from the current position to the end of the current epoch (epoch mode) or of the run (budget mode)."
         if self.cfg.epochs is not None:
             return epoch_loader(self.train_tokens, self.seq_len, self.cfg.batch_size, shuffle=True, seed=self.cfg.seed,
-                                epoch=self.epoch, start_batch=self.batch_in_epoch, num_workers=self.cfg.num_workers,
+                                epoch=self.epoch, start_batch=self.batch_in_epoch, num_workers=self.loader_workers,
                                 rank=self.rank, world_size=self.world_size, pin_memory=self.device.type == "cuda")
         return random_batches(self.train_tokens, self.seq_len, self.cfg.batch_size, seed=self.cfg.seed, start_step=self.step,
                               rank=self.rank, world_size=self.world_size)
@@ -595,7 +601,7 @@ FIELD_HELP = {  # what each configuration field means, in its units; --help show
     "eval_batch_size": "windows per evaluation batch", "checkpoint_every": "also save last.pt every N steps",
     "early_stopping": "stop after N evaluations without a better validation loss",
     "seed": "random seed of initialization, dropout and batch order",
-    "num_workers": "DataLoader worker processes (0: load in the training process)",
+    "num_workers": "DataLoader worker processes (0: load in the training process; on a CPU, at most the cores left free by PyTorch's threads)",
     "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA (no effect on CPU)",
     "compile": "torch.compile the model", "best_name": "file name of the best checkpoint in the run directory",
 }
