@@ -76,6 +76,9 @@ def readme_text():
     body, _ = MarkdownExporter(exclude_raw=True).from_notebook_node(_to_nbformat(nb, cells))
     head = f"# {meta.get('title', 'lmlab')}\n\n" + (f"> {meta['description']}\n\n" if meta.get('description') else '')
     text = WARNING + '\n\n' + head + body.strip() + '\n'
+    cfg = get_config()  # site pages are not files of the repository: on GitHub or PyPI a relative `data.html` would be a dead link
+    site = f"{cfg.doc_host}{cfg.doc_baseurl}".rstrip('/') + '/'
+    text = re.sub(r'\]\((?![a-z]+:|#|/)([^)\s]+\.html(?:#[^)\s]*)?)\)', lambda m: f']({site}{m.group(1)})', text)
     return re.sub(r'\n{3,}', '\n\n', text)
 
 

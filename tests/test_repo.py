@@ -60,3 +60,10 @@ def test_settings_pin_nbdev2_and_its_needs():
     reqs = configparser.ConfigParser(); reqs.read(ROOT / 'settings.ini')
     dev = reqs['DEFAULT']['dev_requirements'].split()
     for pin in ['nbdev==2.4.14', 'fastcore<2', 'execnb<0.2', 'ghapi<2']: assert pin in dev
+
+
+def test_readme_links_resolve_in_the_repository():
+    "README is read on GitHub and PyPI, where site pages are not files: each link is absolute, an anchor, or a file that exists."
+    for target in re.findall(r'\]\(([^)\s]+)\)', (ROOT / 'README.md').read_text()):
+        if re.match(r'[a-z]+://', target) or target.startswith('#'): continue
+        assert (ROOT / target.split('#')[0]).exists(), f"README links to {target!r}, which is not in the repository"
