@@ -5,7 +5,7 @@
     python bench/train_step.py --device cuda --batch-size 32 --compile   # a GPU, Experiment 2's batch
 
 The baseline is the same LanguageModel computing full float32 logits and F.cross_entropy (as nanoGPT does), trained by
-a plain loop with the same optimizer, on the same batches. lmlab is its Trainer (chunked loss; bf16 autocast on CUDA).
+a plain loop with the same optimizer, on the same batches. lmlab is its Trainer (chunked loss on a CPU, the fused loss kernels and bf16 autocast on CUDA).
 Each variant runs in its own process (one's allocations would slow the other), twice by default, alternating, and the
 better run of each is kept (interference on a shared machine only slows runs down). Everything is measured twice: on an
 idle machine, and "under load", while another process (started and stopped by this script) keeps one core busy with a
@@ -89,16 +89,19 @@ def child_eval(a):
     val = val[:(len(val) - 1) // a.seq_len * a.seq_len + 1]  # whole windows only: both ways score exactly the same tokens
     rss0 = peak_mb(device)
     model = LanguageModel.from_config(ModelConfig(max_seq_len=a.seq_len, dropout=0.0)).to(device).eval()
-    sync(device); t0 = time.perf_counter()
-    scored = len(val) - 1
-    if a.mode == "lmlab": nll = evaluate(model, val, a.seq_len, batch_size=32)["nll"]
-    else:  # full logits, batch 32, windows only
+    def plain_nll(val):  # full logits, batch 32, windows only
         w, nll = TokenWindows(val, a.seq_len), 0.0
         with torch.no_grad():
             for s in range(0, len(w), 32):
                 x, y = w.__getitems__(list(range(s, min(s + 32, len(w)))))
                 with _autocast(torch.device(device), True): logits = model(x.to(device))
                 nll += F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.to(device).reshape(-1), reduction="sum").item()
+        return nll
+    run = (lambda v: evaluate(model, v, a.seq_len, batch_size=32)["nll"]) if a.mode == "lmlab" else plain_nll
+    run(val[:32 * a.seq_len + 1])  # warm-up on one batch: a validation pass during training runs in a warm process
+    sync(device); t0 = time.perf_counter()
+    scored = len(val) - 1
+    nll = run(val)
     sync(device)
     print(json.dumps(dict(seconds=time.perf_counter() - t0, peak_mb=peak_mb(device), start_mb=rss0, nll=nll, tokens=scored)))
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_model.ipynb #9bcb4a83
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, functools, math
 
 import torch
 import torch.nn as nn
@@ -121,11 +121,20 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
 def chunked_cross_entropy(h, weight, bias, targets, chunk_rows: int | None = None, reduction: str = "mean", ignore_index: int = -100):
     "Cross-entropy of `h @ weight.T + bias` against `targets` (rows of `h` flattened), computed `chunk_rows` rows at a time."
     if reduction not in ("mean", "sum"): raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+    if h.is_cuda and (fused := _fused_loss()) is not None:  # a GPU: the fused kernels of lmlab.fused_loss
+        return fused(h, weight, bias, targets, reduction, ignore_index)
     h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
     if chunk_rows is None: chunk_rows = 32 if h.device.type == "cpu" else 16384  # CPU: stay in cache; GPU: few, large kernels
     if not torch.is_grad_enabled():  # evaluation: detached inputs tell the forward pass to skip the gradients
         h, weight, bias = h.detach(), weight.detach(), bias.detach()
     return _ChunkedCrossEntropy.apply(h, weight, bias, targets, chunk_rows, reduction, ignore_index)
+
+@functools.cache
+def _fused_loss():
+    "`lmlab.fused_loss.fused_cross_entropy` where Triton can be imported (PyTorch's CUDA builds bring it), else None."
+    try: from .fused_loss import fused_cross_entropy
+    except ImportError: return None
+    return fused_cross_entropy
 
 class _Rows:
     "The chunked loss's inputs and outputs; `block(s, e)` computes rows s:e chunk by chunk, on whichever thread calls it."

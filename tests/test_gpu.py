@@ -1,9 +1,15 @@
-"CUDA paths of the trainer (bf16 autocast, torch.compile, fused AdamW): run where a GPU is present, skipped elsewhere."
+"""CUDA paths (bf16 autocast, torch.compile, fused AdamW, the fused loss kernels): run where a GPU is present, skipped elsewhere.
+The fused loss kernels are also checked on a CPU through Triton's interpreter, where Triton is installed."""
+import importlib.util, os, subprocess, sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def corpus(n=200_000, seed=0):
@@ -11,6 +17,7 @@ def corpus(n=200_000, seed=0):
     return dict(train=rng.integers(0, 50257, n).astype(np.uint16), validation=rng.integers(0, 50257, 20_000).astype(np.uint16))
 
 
+@needs_cuda
 @pytest.mark.parametrize("compile", [False, True])
 def test_cuda_training_checkpoints_and_resume(tmp_path, compile):
     from lmlab.model import ModelConfig
@@ -31,6 +38,7 @@ def test_cuda_training_checkpoints_and_resume(tmp_path, compile):
         Trainer(tmp_path / "run", mcfg, train_cfg=longer, callbacks=[], corpus=data).fit(resume=True)
 
 
+@needs_cuda
 def test_chunked_and_plain_loss_agree_on_cuda():
     from lmlab.model import chunked_cross_entropy
     torch.manual_seed(0)
@@ -44,3 +52,70 @@ def test_chunked_and_plain_loss_agree_on_cuda():
     gp, gc = torch.autograd.grad(plain, (h, w, b)), torch.autograd.grad(chunked, (h, w, b))
     assert torch.allclose(plain, chunked, rtol=1e-5)
     for a, e in zip(gc, gp): assert torch.allclose(a, e, rtol=1e-4, atol=1e-6)
+
+
+def fused_loss_errors(device, shapes):
+    "Largest relative error of the fused loss and its three gradients against float64 F.cross_entropy, per shape."
+    from lmlab.fused_loss import fused_cross_entropy
+    out = []
+    for N, V, D, reduction in shapes:
+        g = torch.Generator().manual_seed(N + V + D)
+        h, w, b = torch.randn(N, D, generator=g), torch.randn(V, D, generator=g) * 0.5, torch.randn(V, generator=g) * 0.1
+        t = torch.randint(0, V, (N,), generator=g); t[::7] = -100
+        h64, w64, b64 = (x.double().requires_grad_() for x in (h, w, b))
+        ref = F.cross_entropy(h64 @ w64.T + b64, t, reduction=reduction)
+        ref_grads = torch.autograd.grad(ref * 3, (h64, w64, b64))  # a grad_output other than 1
+        hd, wd, bd = (x.to(device).requires_grad_() for x in (h, w, b))
+        loss = fused_cross_entropy(hd, wd, bd, t.to(device), reduction=reduction)
+        grads = torch.autograd.grad(loss * 3, (hd, wd, bd))
+        errs = [abs(loss.item() - ref.item()) / abs(ref.item())]
+        errs += [float((a.cpu().double() - r).abs().max() / r.abs().max()) for a, r in zip(grads, ref_grads)]
+        out.append(max(errs))
+    return out
+
+
+@needs_cuda
+@pytest.mark.parametrize("precision, tol", [("highest", 1e-5), ("high", 1e-4)])
+def test_fused_loss_matches_float64_on_cuda(precision, tol):
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try: errs = fused_loss_errors("cuda", [(3000, 50257, 16, "mean"), (1000, 5000, 24, "sum"), (777, 3001, 64, "mean"),
+                                           (200, 1000, 256, "mean")])
+    finally: torch.set_float32_matmul_precision(before)
+    assert max(errs) < tol, errs
+
+
+@needs_cuda
+def test_model_uses_fused_loss_on_cuda():
+    "The model's loss on CUDA comes from the fused kernels and equals the plain path's, in training and in evaluation."
+    import lmlab.model as M
+    from lmlab.train import evaluate
+    assert M._fused_loss() is not None
+    torch.manual_seed(0)
+    model = M.LanguageModel(max_seq_len=64, dropout=0.0).cuda()
+    plain = M.LanguageModel(max_seq_len=64, dropout=0.0, chunked_loss=False).cuda()
+    plain.load_state_dict(model.state_dict())
+    x = torch.randint(0, 50257, (4, 65), device="cuda")
+    with torch.autocast("cuda", dtype=torch.bfloat16): a, b = model(x[:, :-1], x[:, 1:]), plain(x[:, :-1], x[:, 1:])
+    assert abs(a.item() - b.item()) < 2e-3 * b.item()  # the plain path's logits are bf16 under autocast
+    ga = torch.autograd.grad(a, list(model.parameters()))
+    gb = torch.autograd.grad(b, list(plain.parameters()))
+    for u, v in zip(ga, gb): assert torch.allclose(u.float(), v.float(), rtol=5e-2, atol=1e-4)
+    tokens = np.random.default_rng(0).integers(0, 50257, 5000).astype(np.uint16)
+    e1, e2 = evaluate(model, tokens, 64), evaluate(plain, tokens, 64)
+    assert e1["tokens"] == e2["tokens"] and abs(e1["loss"] - e2["loss"]) < 2e-3 * e2["loss"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="needs Triton (it comes with PyTorch's CUDA builds)")
+def test_fused_loss_in_triton_interpreter():
+    "The same kernels, run on a CPU by Triton's interpreter: small shapes, exact float32 products."
+    code = ("import sys; sys.path.insert(0, 'tests'); import torch; torch.set_float32_matmul_precision('highest')\n"
+            "from test_gpu import fused_loss_errors\n"
+            "print(max(fused_loss_errors('cpu', [(100, 1000, 16, 'mean'), (70, 333, 24, 'sum'), (130, 500, 48, 'mean')])))")
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                         env={**os.environ, "TRITON_INTERPRET": "1"})
+    if "only 0-dimensional arrays can be converted" in res.stderr:  # numpy 2.4 refuses what older interpreters do
+        import numpy, triton
+        pytest.skip(f"Triton {triton.__version__}'s interpreter does not run with numpy {numpy.__version__}")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert float(res.stdout.strip().splitlines()[-1]) < 1e-5
