@@ -107,7 +107,8 @@ def child_eval(a):
 
 
 def commit():
-    "The code the figures came from: the git commit, marked '+changes' when the tree differs from it."
+    "The code the figures came from: the git commit, marked '+changes' when the tree differs from it ($BENCH_COMMIT if set)."
+    if os.environ.get("BENCH_COMMIT"): return os.environ["BENCH_COMMIT"]  # a copied tree whose history is elsewhere
     git = lambda *c: subprocess.run(["git", *c], cwd=HERE.parent, capture_output=True, text=True).stdout.strip()
     head = git("rev-parse", "--short", "HEAD")
     changed = git("status", "--porcelain", "--", "lmlab", "bench/*.py")  # a results file does not count

@@ -119,7 +119,9 @@ def _grad_w_kernel(h_ptr, w_ptr, b_ptr, t_ptr, lse_ptr, row_w_ptr, grad_w_ptr, g
 # %% ../nbs/01a_fused_loss.ipynb #8c37e3b3
 def _precision():
     "Triton's dot precision for PyTorch's float32 matmul setting: 'highest' exact, else 3xTF32 (near float32, on tensor cores)."
-    return "ieee" if torch.get_float32_matmul_precision() == "highest" else "tf32x3"
+    try: exact = torch.get_float32_matmul_precision() == "highest"
+    except RuntimeError: exact = not torch.backends.cuda.matmul.allow_tf32  # set through the older switch instead
+    return "ieee" if exact else "tf32x3"
 
 
 def _rows_grid(N): return lambda meta: (triton.cdiv(N, meta["BLOCK_N"]),)

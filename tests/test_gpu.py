@@ -46,10 +46,13 @@ def test_chunked_and_plain_loss_agree_on_cuda():
     w = torch.randn(50257, 64, device="cuda", requires_grad=True)
     b = torch.zeros(50257, device="cuda", requires_grad=True)
     t = torch.randint(0, 50257, (3000,), device="cuda")
-    torch.backends.cuda.matmul.allow_tf32 = False
-    plain = torch.nn.functional.cross_entropy(h @ w.T + b, t)
-    chunked = chunked_cross_entropy(h, w, b, t, chunk_rows=1024)
-    gp, gc = torch.autograd.grad(plain, (h, w, b)), torch.autograd.grad(chunked, (h, w, b))
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        plain = torch.nn.functional.cross_entropy(h @ w.T + b, t)
+        chunked = chunked_cross_entropy(h, w, b, t, chunk_rows=1024)
+        gp, gc = torch.autograd.grad(plain, (h, w, b)), torch.autograd.grad(chunked, (h, w, b))
+    finally: torch.set_float32_matmul_precision(before)
     assert torch.allclose(plain, chunked, rtol=1e-5)
     for a, e in zip(gc, gp): assert torch.allclose(a, e, rtol=1e-4, atol=1e-6)
 
