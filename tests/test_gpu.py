@@ -78,12 +78,13 @@ def fused_loss_errors(device, shapes):
 
 
 @needs_cuda
-@pytest.mark.parametrize("precision, tol", [("highest", 1e-5), ("high", 1e-4)])
-def test_fused_loss_matches_float64_on_cuda(precision, tol):
+@pytest.mark.parametrize("precision, tol, shapes", [  # each new (vocabulary, width) tunes the tiles once: about 30 s
+    ("highest", 1e-5, [(1000, 5000, 24, "sum"), (777, 5000, 24, "mean"), (300, 3001, 256, "mean")]),
+    ("high", 1e-4, [(3000, 50257, 16, "mean")])])
+def test_fused_loss_matches_float64_on_cuda(precision, tol, shapes):
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision(precision)
-    try: errs = fused_loss_errors("cuda", [(3000, 50257, 16, "mean"), (1000, 5000, 24, "sum"), (777, 3001, 64, "mean"),
-                                           (200, 1000, 256, "mean")])
+    try: errs = fused_loss_errors("cuda", shapes)
     finally: torch.set_float32_matmul_precision(before)
     assert max(errs) < tol, errs
 
