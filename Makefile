@@ -29,8 +29,9 @@ test: setup test-nbs test-py  ## Every notebook under nbdev_test, then pytest te
 test-nbs: setup
 	OMP_NUM_THREADS=1 $(BIN)/nbdev_test --n_workers 2 --timing  # one thread each: two notebooks share two cores
 
+# two test processes, one thread each (two cores); -rs: say why each skipped test was skipped
 test-py: setup
-	$(BIN)/python -m pytest tests -q -rs  # -rs: say why each skipped test was skipped
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs -n 2 --dist worksteal
 
 export: setup  ## Notebooks -> lmlab/ (run before every commit, with clean-nbs)
 	$(BIN)/nbdev_export

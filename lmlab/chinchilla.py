@@ -88,8 +88,9 @@ BESIROGLU_2024 = ParametricLaw(E=1.8172, A=482.01, B=2085.43, alpha=0.3478, beta
 PUBLISHED_LAWS = {"Hoffmann et al. 2022": HOFFMANN_2022, "Besiroglu et al. 2024": BESIROGLU_2024}
 
 # %% ../nbs/03_chinchilla.ipynb #09579b6a
-def law_table(n_params: float, laws: dict = PUBLISHED_LAWS) -> str:
-    "Markdown: what each law says is the compute-optimal data for a model of `n_params`."
+def law_table(n_params: float, laws: dict | None = None) -> str:
+    "Markdown: what each law (name: `ParametricLaw`; default `PUBLISHED_LAWS`) says is the compute-optimal data for `n_params`."
+    laws = PUBLISHED_LAWS if laws is None else laws
     rows = ["| law | optimal tokens D_opt | tokens per parameter | compute 6·N·D_opt (FLOPs) | predicted loss at D_opt |", "|---|---:|---:|---:|---:|"]
     for name, law in laws.items():
         d = float(law.optimal_tokens(n_params))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_lab.ipynb #32eecd58
 from __future__ import annotations
-import dataclasses, math, os
+import base64, dataclasses, math, os, re
 from pathlib import Path
 
 from .chinchilla import budget_from_run, report
@@ -14,7 +14,7 @@ from .train import PROFILES, TrainConfig, TrainingInterrupted, evaluate, finish_
 
 # %% auto #0
 __all__ = ['QUICK_OVERRIDES', 'PROMPTS', 'choose_mode', 'experiment_configs', 'run_dir_for', 'ensure_run', 'ConfigForm',
-           'word_perplexity', 'bits_per_byte', 'evaluate_run', 'samples', 'lab_log_entry']
+           'word_perplexity', 'bits_per_byte', 'evaluate_run', 'samples', 'lab_log_entry', 'embed_images']
 
 # %% ../nbs/04_lab.ipynb #338d7002
 def choose_mode(dataset: str = "wikitext-2", mode: str | None = None) -> str:
@@ -122,9 +122,7 @@ class ConfigForm:
             try: on_train(*self.configs())
             except TrainingInterrupted as e: print(e)  # the run stopped at a step, saved: say how to go on, no traceback
 
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.box)
+    def _repr_mimebundle_(self, **kwargs): return self.box._repr_mimebundle_(**kwargs)  # shown as its widgets
 
 # %% ../nbs/04_lab.ipynb #b8dc883b
 def word_perplexity(nll: float, words: int) -> float:
@@ -189,3 +187,12 @@ def lab_log_entry(run_dir, title: str, what: str, why: str, expected: str, resul
     text = "\n".join(lines)
     (run_dir / "lab_log.md").write_text(text, encoding="utf-8")
     return text
+
+# %% ../nbs/04_lab.ipynb #4f7a754e
+def embed_images(markdown: str, base_dir) -> str:
+    "`markdown` with its relative PNG images (`![alt](file.png)`) inlined as data URIs, read from `base_dir`."
+    def inline(m):
+        path = Path(base_dir) / m.group(2)
+        if re.match(r"[a-z]+:", m.group(2)) or not path.is_file(): return m.group(0)
+        return f"![{m.group(1)}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+    return re.sub(r"!\[([^\]]*)\]\(([^)\s]+\.png)\)", inline, markdown)

@@ -14,14 +14,14 @@ from tqdm.auto import tqdm
 
 from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, atomic_path, describe_source, epoch_loader, random_batches,
                         token_ids)
-from .model import LanguageModel, ModelConfig, param_counts, train_flops_per_token
+from .model import LanguageModel, ModelConfig, param_counts, train_flops_per_token, unwrap
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'BUDGET_FIELDS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate',
            'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers',
-           'dist_env', 'measure_throughput', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB',
-           'plot_losses', 'default_callbacks', 'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted',
-           'Trainer', 'train', 'finish_run', 'build_parser', 'parse_args', 'main']
+           'dist_env', 'train_step', 'measure_throughput', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB',
+           'LivePlotCB', 'plot_losses', 'default_callbacks', 'read_metrics', 'changed_configs', 'read_run',
+           'TrainingInterrupted', 'Trainer', 'train', 'finish_run', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -182,6 +182,15 @@ def dist_env() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 # %% ../nbs/02_train.ipynb #6b03bbe8
+def train_step(model, optimizer, x, y, amp: bool = True, max_norm: float = 1.0):
+    "One optimizer step on batch `x` -> `y` (on the model's device): loss and gradient norm, as device tensors (no sync)."
+    with _autocast(x.device, amp): loss = model(x, y)
+    loss.backward()
+    grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), max_norm)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach(), grad_norm.detach()
+
 def measure_throughput(model_cfg: ModelConfig, batch_size: int, seq_len: int | None = None, device: str = "auto", steps: int = 3,
                        amp: bool = True) -> float:
     "Training tokens per second of `model_cfg` at `batch_size` windows of `seq_len` on `device`: `steps` timed steps after a warm-up."
@@ -190,9 +199,7 @@ def measure_throughput(model_cfg: ModelConfig, batch_size: int, seq_len: int | N
         model = LanguageModel.from_config(model_cfg).to(dev)
         opt = make_optimizer(model, TrainConfig())
         w = torch.randint(0, model_cfg.vocab_size, (batch_size, T + 1), device=dev)
-        def step():
-            with _autocast(dev, amp): loss = model(w[:, :-1], w[:, 1:])
-            loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
+        step = lambda: train_step(model, opt, w[:, :-1], w[:, 1:], amp)
         step()
         if dev.type == "cuda": torch.cuda.synchronize(dev)
         t0 = time.perf_counter()
@@ -417,12 +424,7 @@ class Trainer:
         lr = lr_at(self.step, self.cfg, self.total_steps)
         for g in self.optimizer.param_groups: g["lr"] = lr
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-        with _autocast(self.device, self.cfg.amp): loss = self.model(x, y)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.raw_model.parameters(), self.cfg.max_norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return loss.detach(), grad_norm.detach()
+        return train_step(self.model, self.optimizer, x, y, self.cfg.amp, self.cfg.max_norm)
 
     def _sync(self):
         "Read the pending steps' losses into the interval sums; stop on a loss that is not finite."

@@ -7,7 +7,7 @@
 Quarto renders the real site (`nbdev_docs`, needs quarto). This script renders the same processed
 notebooks (`_proc/`, made by nbdev's own processors) with nbconvert so pages can be read offline.
 """
-import argparse, html, os, re, sys
+import argparse, html, math, os, re, shutil, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,6 +46,9 @@ def _front_matter(nb):
 def _plain_output(o):
     "show_doc writes quarto's link attributes ({target=...}) into its markdown: plain renderers would show them as text."
     o = dict(o)
+    if o.get('output_type') == 'stream':  # a terminal shows what follows the last carriage return: a bar's final state
+        text = ''.join(o['text']) if isinstance(o['text'], list) else o['text']
+        o['text'] = '\n'.join(l.rstrip('\r').rsplit('\r', 1)[-1] for l in text.split('\n'))
     if 'data' in o and 'text/markdown' in o['data']:
         md = o['data']['text/markdown']
         md = ''.join(md) if isinstance(md, list) else md
@@ -53,7 +56,62 @@ def _plain_output(o):
     return o
 
 
+WIDGET_VIEW = 'application/vnd.jupyter.widget-view+json'
+
+
+def _widget_html(state, ref):
+    "A static rendering of a saved widget and its children: the same controls and values, disabled."
+    m = state.get(ref.removeprefix('IPY_MODEL_'))
+    if m is None: return ''
+    name, s = m['model_name'], m['state']
+    esc = lambda v: html.escape(str(v))
+    label = f'<span class="w-desc">{esc(s["description"])}</span>' if s.get('description') else ''
+    kids = ''.join(_widget_html(state, c) for c in s.get('children', []))
+    if name in ('VBoxModel', 'BoxModel', 'GridBoxModel'): return f'<div class="w-vbox">{kids}</div>'
+    if name == 'HBoxModel': return f'<div class="w-hbox">{kids}</div>'
+    if name == 'HTMLModel': return f'<div class="w-html">{label}{s.get("value", "")}</div>'  # the notebook's own HTML
+    if name in ('LabelModel', 'HTMLMathModel'): return f'<div class="w-html">{label}{esc(s.get("value", ""))}</div>'
+    if name in ('IntSliderModel', 'FloatSliderModel', 'FloatLogSliderModel'):
+        value = s.get('value', 0)
+        pos = f'{math.log(value, s.get("base", 10)):g}' if name == 'FloatLogSliderModel' and value > 0 else value
+        shown = f'{value:g}' if isinstance(value, float) else f'{value:,}'
+        return (f'<div class="w-row">{label}<input type="range" disabled min="{s.get("min", 0)}" max="{s.get("max", 100)}" '
+                f'step="any" value="{pos}"><span class="w-readout">{esc(shown)}</span></div>')
+    if name in ('DropdownModel', 'SelectModel', 'RadioButtonsModel', 'ToggleButtonsModel'):
+        options, index = s.get('_options_labels', []), s.get('index')
+        opts = ''.join(f'<option{" selected" if i == index else ""}>{esc(o)}</option>' for i, o in enumerate(options))
+        return f'<div class="w-row">{label}<select disabled>{opts}</select></div>'
+    if name in ('IntTextModel', 'FloatTextModel', 'BoundedIntTextModel', 'BoundedFloatTextModel', 'TextModel'):
+        return f'<div class="w-row">{label}<input type="text" disabled value="{esc(s.get("value", ""))}"></div>'
+    if name == 'CheckboxModel':
+        return f'<div class="w-row">{label}<input type="checkbox" disabled{" checked" if s.get("value") else ""}></div>'
+    if name in ('ButtonModel', 'ToggleButtonModel'): return f'<button class="w-button" disabled>{esc(s.get("description", ""))}</button>'
+    if name in ('FloatProgressModel', 'IntProgressModel'):
+        return f'<div class="w-row">{label}<progress value="{s.get("value", 0)}" max="{s.get("max", 100)}"></progress></div>'
+    if name == 'OutputModel':
+        parts = []
+        for o in s.get('outputs', []):
+            data = o.get('data', {})
+            if 'image/png' in data: parts.append(f'<img src="data:image/png;base64,{data["image/png"]}">')
+            elif 'text/html' in data: parts.append(''.join(data['text/html']))
+            elif o.get('text') or 'text/plain' in data: parts.append(f'<pre>{esc("".join(o.get("text") or data["text/plain"]))}</pre>')
+        return f'<div class="w-output">{"".join(parts)}</div>'
+    return ''
+
+
+def _static_widget(o, state):
+    "A widget output as HTML from the saved widget state, or None (dropped) where the state was not saved: never its repr."
+    ref = o['data'][WIDGET_VIEW]['model_id']
+    body = _widget_html(state, ref)
+    if not body: return None
+    controls = re.search(r'<(input|select|button)', body)
+    note = ('<div class="w-note">A snapshot of the form as it was saved: the controls are live when the notebook runs in '
+            'Jupyter.</div>') if controls else ''
+    return nbformat.v4.new_output('display_data', data={'text/html': f'<div class="static-widget">{body}{note}</div>'})
+
+
 def _to_nbformat(nb, cells):
+    state = ((nb.get('metadata') or {}).get('widgets') or {}).get('application/vnd.jupyter.widget-state+json', {}).get('state', {})
     out = nbformat.v4.new_notebook()
     out.metadata['language_info'] = {'name': 'python'}
     for c in cells:
@@ -63,7 +121,9 @@ def _to_nbformat(nb, cells):
         elif c.cell_type == 'raw': new = nbformat.v4.new_raw_cell(src)
         else:
             new = nbformat.v4.new_code_cell(src)
-            new.outputs = [nbformat.from_dict(_plain_output(o)) for o in c.get('outputs', [])]
+            outs = [_static_widget(o, state) if WIDGET_VIEW in o.get('data', {}) else nbformat.from_dict(_plain_output(o))
+                    for o in c.get('outputs', [])]
+            new.outputs = [o for o in outs if o is not None]
             # quarto's `#| echo: false` hides the code and keeps the output
             if re.search(r'^#\|\s*echo:\s*false', src, re.M): new.metadata['tags'] = ['remove_input']
         out.cells.append(new)
@@ -97,20 +157,62 @@ def page_name(nb_rel):
     return nb_rel.with_name(re.sub(r'^\d+_', '', nb_rel.stem) + '.html')
 
 
-def _sidebar(cfg, here):
-    "A plain list of links built from nbs/sidebar.yml, the same one quarto uses."
+def _sidebar(cfg, here, titles):
+    "The sidebar from nbs/sidebar.yml (the one quarto uses), each page under its title."
     side = yaml.safe_load((cfg.nbs_path / 'sidebar.yml').read_text())['website']['sidebar']['contents']
     def links(items):
         res = []
         for it in items:
             if isinstance(it, dict):
-                res.append(f"<li><b>{html.escape(it['section'])}</b><ul>{links(it['contents'])}</ul></li>")
+                res.append(f"<li class='section'><span>{html.escape(it['section'])}</span><ul>{links(it['contents'])}</ul></li>")
             else:
                 target = page_name(Path(it))
                 rel = os.path.relpath(target, here.parent)
-                res.append(f'<li><a href="{rel}">{html.escape(target.stem)}</a></li>')
+                current = ' class="current"' if target == here else ''
+                res.append(f'<li><a href="{rel}"{current}>{html.escape(titles.get(target, target.stem))}</a></li>')
         return ''.join(res)
-    return f'<nav style="float:left;width:14rem;font-size:90%"><ul>{links(side)}</ul></nav>'
+    home = os.path.relpath('index.html', here.parent)
+    return f'<nav class="site-nav"><a class="site-title" href="{home}">{html.escape(cfg.lib_name)}</a><ul>{links(side)}</ul></nav>'
+
+
+STYLE = """<style>
+body { margin: 0; }
+.site { display: flex; align-items: flex-start; }
+.site-nav { position: sticky; top: 0; flex: 0 0 15rem; height: 100vh; overflow-y: auto; box-sizing: border-box;
+            padding: 1.2rem 1rem; border-right: 1px solid var(--jp-border-color2, #e0e0e0);
+            font-family: var(--jp-ui-font-family, sans-serif); font-size: 0.9rem; background: var(--jp-layout-color1, #fff); }
+.site-nav ul { list-style: none; margin: 0; padding: 0; }
+.site-nav li { margin: 0.15rem 0; }
+.site-nav li.section > span { display: block; margin-top: 0.8rem; font-weight: 600; color: var(--jp-ui-font-color2, #555); }
+.site-nav li.section ul { padding-left: 0.6rem; }
+.site-nav a { color: var(--jp-content-link-color, #1976d2); text-decoration: none; }
+.site-nav a.current { font-weight: 600; color: var(--jp-ui-font-color0, #111); }
+.site-nav .site-title { display: block; font-size: 1.2rem; font-weight: 700; margin-bottom: 0.6rem; color: var(--jp-ui-font-color0, #111); }
+.site-main { flex: 1 1 auto; min-width: 0; max-width: 62rem; padding: 0 1.5rem; }
+.jp-InputPrompt, .jp-OutputPrompt { display: none !important; }
+.jp-Cell { padding-left: 0 !important; }
+.jp-InputArea-editor, .jp-OutputArea-output pre { overflow-x: auto; }
+.jp-OutputArea-output pre { white-space: pre-wrap; word-break: break-word; }
+.jp-RenderedHTMLCommon table { display: block; overflow-x: auto; }
+.static-widget { border: 1px solid var(--jp-border-color2, #ddd); border-radius: 4px; padding: 0.5rem 0.8rem; margin: 0.3rem 0; }
+.static-widget .w-hbox { display: flex; flex-wrap: wrap; gap: 0.4rem 1.2rem; align-items: center; }
+.static-widget .w-row { display: flex; align-items: center; gap: 0.5rem; margin: 0.15rem 0; }
+.static-widget .w-desc { min-width: 7rem; color: var(--jp-ui-font-color1, #333); }
+.static-widget .w-readout { min-width: 4rem; font-family: var(--jp-code-font-family, monospace); }
+.static-widget progress { width: 16rem; }
+.static-widget .w-note { margin-top: 0.4rem; font-size: 0.85em; color: var(--jp-ui-font-color2, #666); font-style: italic; }
+</style>"""
+
+
+# the package ships the STIX web fonts only (MathJax would look for its TeX fonts first and fail on stretchy delimiters)
+MATHJAX_FONTS = ('<script>window.MathJax = {"HTML-CSS": {availableFonts: ["STIX"], preferredFont: "STIX", webFont: "STIX-Web", '
+                 'imageFont: null}};</script>\n')
+
+
+def _mathjax_dir():
+    "MathJax 2, as the jupyter-server-mathjax package installs it: served from the site, not fetched from a CDN."
+    import jupyter_server_mathjax
+    return Path(jupyter_server_mathjax.__file__).parent / 'static'
 
 
 def site():
@@ -123,26 +225,36 @@ def site():
     nbdev_sidebar.__wrapped__()    # no-op while custom_sidebar = True (nbs/sidebar.yml is written by hand)
     cache = proc_nbs(n_workers=0)  # _proc/: the notebooks as quarto would see them
     out, base = ROOT / '_site', f"{cfg.doc_host}{cfg.doc_baseurl}".rstrip('/') + '/'
-    exporter = HTMLExporter(template_name='lab')
+    shutil.rmtree(out, ignore_errors=True)  # no page of a notebook since renamed or removed
+    shutil.copytree(_mathjax_dir(), out / 'mathjax')
+    exporter = HTMLExporter(template_name='lab', exclude_input_prompt=True, exclude_output_prompt=True,
+                            mathjax_url='@ROOT@mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe')
     exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={'remove_input'}), enabled=True)
-    written = []
+    pages = {}
     for src in sorted(cache.rglob('*.ipynb')):
         rel = src.relative_to(cache)
+        if not (cfg.nbs_path / rel).exists(): continue  # left in _proc/ by a notebook since renamed or removed
         nb = nbformat.read(src, as_version=4)
         meta, cells = _front_matter(nb)
+        pages[page_name(rel)] = (nb, meta, cells)
+    titles = {name: meta.get('title', name.stem) for name, (_, meta, _) in pages.items()}
+    for name, (nb, meta, cells) in pages.items():
         for c in cells: c.get('metadata', {}).pop('has_sd', None)  # nbdev's marker, not in the schema
         page = _to_nbformat(nb, cells)
-        title = meta.get('title', rel.stem)
-        head = f"# {title}\n\n" + (f"> {meta['description']}" if meta.get('description') else '')
+        head = f"# {titles[name]}\n\n" + (f"> {meta['description']}" if meta.get('description') else '')
         page.cells.insert(0, nbformat.v4.new_markdown_cell(head))
-        body, _ = exporter.from_notebook_node(page, resources={'metadata': {'name': title}})
-        target = out / page_name(rel)
-        body = body.replace(base, '../' * (len(page_name(rel).parts) - 1))  # doc links point at the published site: make them local
-        body = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + _sidebar(cfg, page_name(rel)), body, count=1)
+        body, _ = exporter.from_notebook_node(page, resources={'metadata': {'name': titles[name]}})
+        up = '../' * (len(name.parts) - 1)
+        body = body.replace(base, up).replace('@ROOT@', up)  # doc links point at the published site: make them local
+        body = re.sub(r'<script[^>]*\bsrc="https?://[^"]*"[^>]*>\s*</script>\s*', '', body)  # require.js: nothing to load
+        body = body.replace('</head>', STYLE + '\n</head>', 1)
+        body = body.replace('<script src="' + up + 'mathjax/', MATHJAX_FONTS + '<script src="' + up + 'mathjax/', 1)
+        body = re.sub(r'(<body[^>]*>)(.*)(</body>)', lambda m: f'{m.group(1)}<div class="site">{_sidebar(cfg, name, titles)}'
+                      f'<div class="site-main">{m.group(2)}</div></div>{m.group(3)}', body, count=1, flags=re.S)
+        target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(body, encoding='utf-8')
-        written.append(target)
-    for t in written: print(f'wrote {t.relative_to(ROOT)}')
+        print(f'wrote {target.relative_to(ROOT)}')
 
 
 if __name__ == '__main__':

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Re-run notebooks in place so the committed outputs (tables, plots, samples) are real, then clean them.
+# Re-run notebooks in place so the committed outputs (tables, plots, samples) are real, stamp each with a fingerprint of
+# the code that produced them (scripts/freshness.py; a test fails when outputs and code part ways), then clean them.
 # Usage: scripts/execute_nbs.sh [notebook ...]   (default: every notebook under nbs/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,8 @@ for nb in "${nbs[@]}"; do
   echo "executing $nb"
   # a failing notebook stops the script (pipefail); only grep's "no lines left" is forgiven
   (cd "$(dirname "$nb")" && "$OLDPWD/$BIN/jupyter" nbconvert --to notebook --execute --inplace --ExecutePreprocessor.timeout=3600 "$(basename "$nb")" 2>&1) \
-    | { grep -v "^\[NbConvertApp\]" || true; }
+    | { grep -v "^\[NbConvertApp\]\|Kernel is running over TCP" || true; }
+  "$BIN/python" scripts/freshness.py stamp "$nb"
 done
 "$BIN/nbdev_clean"
 "$BIN/python" scripts/docs.py readme

@@ -67,3 +67,34 @@ def test_readme_links_resolve_in_the_repository():
     for target in re.findall(r'\]\(([^)\s]+)\)', (ROOT / 'README.md').read_text()):
         if re.match(r'[a-z]+://', target) or target.startswith('#'): continue
         assert (ROOT / target.split('#')[0]).exists(), f"README links to {target!r}, which is not in the repository"
+
+
+def _freshness():
+    sys.path.insert(0, str(ROOT / 'scripts'))
+    import freshness
+    return freshness
+
+
+def test_committed_outputs_come_from_the_current_code():
+    fr = _freshness()
+    problems = fr.stale()
+    assert not problems, fr.report(problems)
+
+
+def test_freshness_check_notices_a_library_change(tmp_path, monkeypatch):
+    "The check itself: a notebook stamped against one library reads as stale after an edit to lmlab/, then fresh again."
+    import shutil
+    fr = _freshness()
+    (tmp_path / 'nbs').mkdir()
+    shutil.copytree(ROOT / 'lmlab', tmp_path / 'lmlab')
+    nb = tmp_path / 'nbs/00_data.ipynb'
+    shutil.copy(ROOT / 'nbs/00_data.ipynb', nb)
+    monkeypatch.setattr(fr, 'ROOT', tmp_path)
+    fr.stamp([nb])
+    assert fr.stale() == []
+    with open(tmp_path / 'lmlab/model.py', 'a') as f: f.write('\n# an edit\n')
+    assert fr.stale() == ['nbs/00_data.ipynb: outputs predate changes to the library (lmlab/)']
+    text = nb.read_text().replace('"source": [', '"source": [\n    "x = 1\\n",', 1)  # a cell edited too (the first cell)
+    nb.write_text(text)
+    fr.stamp([nb])
+    assert fr.stale() == []
