@@ -31,7 +31,7 @@ test-nbs: setup
 
 # two test processes, one thread each (two cores); -rs: say why each skipped test was skipped
 test-py: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs -n 2 --dist worksteal
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests -q -rs -n 2 --dist load
 
 export: setup  ## Notebooks -> lmlab/ (run before every commit, with clean-nbs)
 	$(BIN)/nbdev_export

@@ -17,3 +17,13 @@ def run(cmd, cwd=ROOT, env=None, timeout=600, check=True):
     if check and res.returncode != 0:
         pytest.fail(f"{' '.join(map(str, cmd))} exited {res.returncode}\n--- stdout\n{res.stdout[-4000:]}\n--- stderr\n{res.stderr[-4000:]}")
     return res
+
+
+# The longest tests first (make test runs two workers): the short ones then fill in around them instead of one long
+# test starting last and running alone.
+LONGEST_FIRST = ["test_scaling_sweep.py", "test_install.py", "test_train_processes.py", "test_jupyterlab.py", "test_docs.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = lambda item: LONGEST_FIRST.index(item.path.name) if item.path.name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)  # stable: within a file, the order it was written in
