@@ -1,14 +1,12 @@
 """The docs build offline: nbdev's processing of every notebook, and HTML pages without quarto, checked as files and,
 where Chromium is installed, in a headless browser."""
-import html, re, shutil, subprocess, sys
+import html, re, subprocess, sys
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
-from conftest import run
+from conftest import CHROMIUM, needs_chromium, run
 from test_repo import _copy_of_repo
-
-CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +65,7 @@ def _browse(page: Path, tmp_path):
     return res.stdout, console
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
+@needs_chromium
 @pytest.mark.parametrize("name", ["index.html", "experiments/experiment1.html", "chinchilla.html"])
 def test_pages_in_a_real_browser(site, name, tmp_path):
     "Each page, opened headless: no console errors or failed loads, every image decoded, every formula typeset."

@@ -4,10 +4,9 @@ import asyncio, itertools, json, os, shutil, socket, subprocess, time, urllib.re
 from pathlib import Path
 
 import pytest
-from conftest import BIN, ROOT
+from conftest import BIN, CHROMIUM, ROOT, needs_chromium
 
-CHROMIUM = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (Debian: apt-get install chromium)")
+pytestmark = needs_chromium
 
 
 def free_port():
