@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_model.ipynb #9bcb4a83
 from __future__ import annotations
-import dataclasses, functools, math
+import contextlib, contextvars, dataclasses, functools, math
 
 import torch
 import torch.nn as nn
@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from .data import JSONConfig
 
 # %% auto #0
-__all__ = ['PARAM_CONVENTIONS', 'ModelConfig', 'CausalSelfAttention', 'MLP', 'Block', 'chunked_cross_entropy', 'LanguageModel',
-           'loss_memory_bytes', 'unwrap', 'param_counts', 'param_table', 'config_param_counts', 'train_flops_per_token',
-           'generate']
+__all__ = ['PARAM_CONVENTIONS', 'ModelConfig', 'CausalSelfAttention', 'attention_with_dropout', 'MLP', 'Block',
+           'chunked_cross_entropy', 'threads_for_the_loss', 'LanguageModel', 'loss_memory_bytes', 'unwrap',
+           'param_counts', 'param_table', 'config_param_counts', 'train_flops_per_token', 'generate']
 
 # %% ../nbs/01_model.ipynb #ff5d2c71
 @dataclasses.dataclass(frozen=True)
@@ -54,9 +54,23 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        if self.training and self.dropout > 0 and x.device.type == "cpu": y = attention_with_dropout(q, k, v, self.dropout)
+        else: y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
+
+def attention_with_dropout(q, k, v, p: float):
+    "Causal attention of (B, nh, T, hs) tensors, dropping each attention weight with probability `p` (written out for CPUs)."
+    att = (q @ k.transpose(-2, -1)).mul_(q.size(-1) ** -0.5)                         # (B, nh, T, T)
+    att = att.masked_fill_(_future(q.size(-2), q.device), float("-inf")).softmax(-1)
+    # the mask drawn with rand: on a CPU, SDPA and F.dropout draw theirs with bernoulli_, 3x slower
+    keep = (torch.rand(att.shape, device=att.device) >= p).to(att.dtype).mul_(1 / (1 - p))
+    return (att * keep) @ v
+
+@functools.cache
+def _future(T: int, device) -> torch.Tensor:
+    "(T, T) True above the diagonal: the positions a token may not attend to."
+    return torch.ones(T, T, dtype=torch.bool, device=device).triu_(1)
 
 class MLP(nn.Module):
     "The feed-forward layer: d_model -> d_ff -> GELU -> d_model, with biases."
@@ -77,8 +91,6 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 # %% ../nbs/01_model.ipynb #d22d2399
-_LOG2E, _LN2 = 1 / math.log(2), math.log(2)
-
 class _ChunkedCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, bias, targets, chunk_rows: int, reduction: str, ignore_index: int):
@@ -89,28 +101,31 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
     def _forward(ctx, h, weight, bias, targets, chunk_rows, reduction, ignore_index):
         dtypes = (h.dtype, weight.dtype, bias.dtype)
         h, weight, bias = h.float(), weight.float(), bias.float()
-        N = h.shape[0]
+        N, D = h.shape
         valid = targets != ignore_index
         n_valid = int(valid.sum())
         scale = 1.0 / max(n_valid, 1) if reduction == "mean" else 1.0
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        # per-row values made once, sliced per chunk: small ops per chunk add up over thousands of chunks.
-        # Logits are computed in base 2 (log2(e) folded into the weight and bias): 2^x is several times cheaper than e^x on CPUs
-        rows = _Rows(h, targets.clamp(min=0), (valid * scale).to(h.dtype)[:, None], (weight * _LOG2E).t().contiguous(),
-                     bias * _LOG2E, weight, chunk_rows, need_grad)
-        workers = torch.get_num_threads() if h.device.type == "cpu" else 1
-        if workers > 1 and N >= 8 * chunk_rows:
-            # CPU: one block of rows per thread, each walking its chunks with single-threaded operations. Thousands of
-            # small multi-threaded operations would each end in a barrier, and on a busy machine every barrier waits for
-            # a thread the scheduler has put to sleep; this way the threads meet once per call.
+        targets, row_w = targets.clamp(min=0), (valid * scale).to(h.dtype)[:, None]  # ignored rows weigh 0
+        rows = _Rows(h, targets, row_w, weight, bias, chunk_rows, need_grad)
+        if h.device.type == "cpu":
+            # one block of rows per thread, each walking its chunks with single-threaded operations. Thousands of small
+            # multi-threaded operations would each end in a barrier, and on a busy machine every barrier waits for a
+            # thread the scheduler has put to sleep; this way the threads meet once per call
+            workers = (_loss_threads.get() or torch.get_num_threads()) if N >= 8 * chunk_rows else 1
             bounds = [N * k // workers for k in range(workers + 1)]
             parts = list(_loss_pool(workers).map(lambda k: rows.block(bounds[k], bounds[k + 1]), range(workers)))
         else: parts = [rows.block(0, N)]
-        loss = (rows.row_loss * rows.row_w.squeeze(1)).sum() * _LN2           # bits to nats
+        loss = (rows.row_loss * row_w.squeeze(1)).sum()
         if need_grad:
-            grad_w, grad_b = parts[0]
-            for gw, gb in parts[1:]: grad_w += gw; grad_b += gb              # in block order: the same sum every time
-            ctx.save_for_backward(rows.grad_h.to(dtypes[0]), grad_w.to(dtypes[1]), grad_b.to(dtypes[2]))
+            grad_wt = parts[0]
+            for g in parts[1:]: grad_wt += g                                   # in block order: the same sum every time
+            # the one-hot part of (softmax - onehot), for all rows at once: a gather and two scatter-adds
+            grad_h = rows.grad_h.sub_(row_w * weight[targets])
+            grad_w, grad_b = grad_wt[:D].t().contiguous(), grad_wt[D].clone()
+            grad_w.index_add_(0, targets, h * -row_w)
+            grad_b.index_add_(0, targets, -row_w.squeeze(1))
+            ctx.save_for_backward(grad_h.to(dtypes[0]), grad_w.to(dtypes[1]), grad_b.to(dtypes[2]))
         return loss
 
     @staticmethod
@@ -120,7 +135,7 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
 
 @torch.compiler.disable  # under torch.compile the loss runs as written: its passes are already arranged by hand
 def chunked_cross_entropy(h, weight, bias, targets, chunk_rows: int | None = None, reduction: str = "mean", ignore_index: int = -100):
-    "Cross-entropy of `h @ weight.T + bias` against `targets` (rows of `h` flattened), computed `chunk_rows` rows at a time."
+    "Cross-entropy of `h @ weight.T + bias` against `targets`, computed `chunk_rows` rows at a time (never all logits)."
     if reduction not in ("mean", "sum"): raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
     if h.is_cuda and (fused := _fused_loss()) is not None:  # a GPU: the fused kernels of lmlab.fused_loss
         return fused(h, weight, bias, targets, reduction, ignore_index)
@@ -139,47 +154,87 @@ def _fused_loss():
 
 class _Rows:
     "The chunked loss's inputs and outputs; `block(s, e)` computes rows s:e chunk by chunk, on whichever thread calls it."
-    def __init__(self, h, tsafe, row_w, weight_t, bias2, weight, chunk_rows, need_grad):
-        self.h, self.tsafe, self.row_w, self.weight_t, self.bias2, self.weight = h, tsafe, row_w, weight_t, bias2, weight
-        self.chunk_rows, self.need_grad = chunk_rows, need_grad
-        self.row_loss = torch.empty(h.shape[0], dtype=h.dtype, device=h.device)  # in bits until the end
-        self.grad_h = torch.empty_like(h) if need_grad else None
+    # exp of logits in this range is a normal float32 (no slow denormal path), and 50,257 of them sum without overflow
+    LO, HI = -80.0, 70.0
+    VOCAB_TILE = 2048  # evaluation: 4 chunks' rows x 2048 columns of logits, 1 MB, stay in the CPU's cache
+
+    def __init__(self, h, targets, row_w, weight, bias, chunk_rows, need_grad):
+        N = h.shape[0]
+        self.h1 = torch.cat([h, h.new_ones(N, 1)], 1)                           # (N, D+1): [h, 1] @ [W, b]^T adds the bias
+        weight1 = torch.cat([weight, bias[:, None]], 1)                          # (V, D+1)
+        self.weight_t = weight1.t().contiguous()                                   # (D+1, V)
+        self.target_logit = (h * weight[targets]).sum(1) + bias[targets]
+        self.weight, self.row_w, self.chunk_rows, self.need_grad = weight, row_w, chunk_rows, need_grad
+        self.row_loss = h.new_empty(N)
+        self.grad_h = torch.empty_like(h) if need_grad else None                 # the softmax part; one-hot comes later
+        # |logit| <= |[h, 1]| |[w, b]| (Cauchy-Schwarz): where that bound is in range, no chunk needs its range checked
+        self.bounded = float(self.h1.norm(dim=1).max() * weight1.norm(dim=1).max()) <= min(-self.LO, self.HI)
+
+    def in_range(self, logits) -> bool:
+        if self.bounded: return True
+        lo, hi = map(float, torch.aminmax(logits))
+        return self.LO <= lo and hi <= self.HI
 
     @torch.no_grad()  # called from other threads too, where grad mode is on by default
     def block(self, s0: int, e0: int):
-        "Loss (in place) and grad_h of rows s0:e0; returns this block's (grad_w, grad_b), or None."
-        h, weight, R = self.h, self.weight, min(self.chunk_rows, e0 - s0)
-        buf = h.new_empty(R, weight.shape[0])            # one logits buffer for all chunks: no allocation per chunk
-        all_rows = torch.arange(R, device=h.device)
-        grad_w, grad_b = (torch.zeros_like(weight), torch.zeros_like(self.bias2)) if self.need_grad else (None, None)
+        "Loss (in place) and the softmax part of grad_h for rows s0:e0; returns the block's [grad_w | grad_b]^T, or None."
+        if not self.need_grad and self.bounded and self.h1.device.type == "cpu": return self.loss_in_tiles(s0, e0)
+        buf = self.h1.new_empty(min(self.chunk_rows, e0 - s0), self.weight_t.shape[1])  # one logits buffer for all chunks
+        grad_wt = torch.zeros_like(self.weight_t) if self.need_grad else None
         for s in range(s0, e0, self.chunk_rows):
             e = min(s + self.chunk_rows, e0)
-            hc, tc, w, rows = h[s:e], self.tsafe[s:e], self.row_w[s:e], all_rows[:e - s]
-            logits2 = torch.addmm(self.bias2, hc, self.weight_t, out=buf[:e - s])  # (R, V) logits · log2(e): the only logits held
-            target_logit2 = logits2[rows, tc]                                     # a copy, taken before the in-place steps
-            m = logits2.amax(1, keepdim=True)
-            sumexp = logits2.sub_(m).clamp_(min=-126).exp2_().sum(1, keepdim=True)  # now 2^(logits2 - max) = e^(logits - max); the
-            # clamp keeps results normal floats (denormals are 2-8x slower on CPUs) at a cost below 1e-33 relative
-            torch.sub((m + sumexp.log2()).squeeze(1), target_logit2, out=self.row_loss[s:e])
-            if self.need_grad:                                                   # d loss / d logits = (softmax - onehot) * share
-                p = logits2.mul_(w / sumexp)                                       # softmax, in place (one pass, no second exp)
-                p[rows, tc] -= w.squeeze(1)
-                torch.mm(p, weight, out=self.grad_h[s:e])
-                grad_w.addmm_(p.t(), hc)
-                grad_b += p.sum(0)
-        return grad_w, grad_b
+            logits = torch.mm(self.h1[s:e], self.weight_t, out=buf[:e - s])  # (R, V): the only logits ever held
+            shift = 0.0  # logits in range: exp directly, no max to subtract (one pass fewer)
+            if not self.in_range(logits):  # subtract each row's max, and clamp the far tail to stay normal
+                shift = logits.amax(1, keepdim=True)
+                logits.sub_(shift).clamp_(min=self.LO)
+                shift = shift.squeeze(1)
+            p = logits.exp_()                                     # unnormalized softmax, in place
+            sumexp = p.sum(1)
+            torch.sub(sumexp.log() + shift, self.target_logit[s:e], out=self.row_loss[s:e])
+            if self.need_grad:  # d loss / d logits = (p / sumexp - onehot) * row weight; scale the narrow side, not p
+                scale = self.row_w[s:e] / sumexp[:, None]
+                torch.mm(p, self.weight, out=self.grad_h[s:e]).mul_(scale)
+                grad_wt.addmm_((self.h1[s:e] * scale).t(), p)
+        return grad_wt
+
+    @torch.no_grad()
+    def loss_in_tiles(self, s0: int, e0: int):
+        "Evaluation: the loss of rows s0:e0 in tiles that stay in cache (logits known to be in range: no shift)."
+        R, V = 4 * self.chunk_rows, self.weight_t.shape[1]
+        buf = self.h1.new_empty(min(R, e0 - s0), min(self.VOCAB_TILE, V))
+        for s in range(s0, e0, R):
+            e = min(s + R, e0)
+            sumexp = self.h1.new_zeros(e - s)
+            for v in range(0, V, self.VOCAB_TILE):
+                w = self.weight_t[:, v:v + self.VOCAB_TILE]
+                sumexp += torch.mm(self.h1[s:e], w, out=buf[:e - s, :w.shape[1]]).exp_().sum(1)
+            torch.sub(sumexp.log(), self.target_logit[s:e], out=self.row_loss[s:e])
 
 _POOLS: dict = {}
+_loss_threads = contextvars.ContextVar("lmlab_loss_threads", default=None)  # set by threads_for_the_loss
+
+@contextlib.contextmanager
+def threads_for_the_loss():
+    """On a CPU: this thread's operations run on one thread, and the chunked loss uses all of its threads.
+    The transformer's operations are small, thousands per step; on a busy machine each multi-threaded one ends in a
+    barrier that waits for a descheduled thread. The loss's threads meet once per call."""
+    threads = torch.get_num_threads()
+    token = _loss_threads.set(threads)
+    torch.set_num_threads(1)
+    try: yield threads
+    finally: torch.set_num_threads(threads); _loss_threads.reset(token)
 
 def _loss_pool(workers: int):
     "A pool of `workers` threads, each running PyTorch operations on one thread of its own (made once, kept)."
     if workers not in _POOLS:
         from concurrent.futures import ThreadPoolExecutor
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lmlab-loss", initializer=_one_thread)
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lmlab-loss", initializer=_pool_thread)
     return _POOLS[workers]
 
-def _one_thread():
-    torch.set_num_threads(1)  # in a pool thread: its own operations run single-threaded (the caller's setting is its own)
+def _pool_thread():
+    torch.set_num_threads(1)     # its own operations run single-threaded (the caller's setting is its own)
+    torch.set_flush_denormal(True)  # this thread only: values below 1e-38 count as 0, not a 10-100x slower path
 
 # %% ../nbs/01_model.ipynb #9c4ff22c
 class LanguageModel(nn.Module):

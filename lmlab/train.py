@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #4d7dee75
 from __future__ import annotations
-import argparse, dataclasses, json, math, os, pickle, signal, sys, threading, time, zipfile
+import argparse, contextlib, dataclasses, json, math, os, pickle, signal, sys, threading, time, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, atomic_path, describe_source, epoch_loader, random_batches,
                         token_ids)
-from .model import LanguageModel, ModelConfig, param_counts, train_flops_per_token, unwrap
+from .model import LanguageModel, ModelConfig, param_counts, threads_for_the_loss, train_flops_per_token, unwrap
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'BUDGET_FIELDS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate',
@@ -184,11 +184,13 @@ def dist_env() -> tuple[int, int, int]:
 # %% ../nbs/02_train.ipynb #6b03bbe8
 def train_step(model, optimizer, x, y, amp: bool = True, max_norm: float = 1.0):
     "One optimizer step on batch `x` -> `y` (on the model's device): loss and gradient norm, as device tensors (no sync)."
-    with _autocast(x.device, amp): loss = model(x, y)
-    loss.backward()
-    grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), max_norm)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    threads = threads_for_the_loss() if x.device.type == "cpu" and unwrap(model).config.chunked_loss else contextlib.nullcontext()
+    with threads:  # a CPU: the model's small operations on one thread, the chunked loss on all (they hold up under load)
+        with _autocast(x.device, amp): loss = model(x, y)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), max_norm)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
     return loss.detach(), grad_norm.detach()
 
 def measure_throughput(model_cfg: ModelConfig, batch_size: int, seq_len: int | None = None, device: str = "auto", steps: int = 3,
