@@ -108,14 +108,14 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         targets, row_w = targets.clamp(min=0), (valid * scale).to(h.dtype)[:, None]  # ignored rows weigh 0
         rows = _Rows(h, targets, row_w, weight, bias, chunk_rows, need_grad)
-        if h.device.type == "cpu":
-            # one block of rows per thread, each walking its chunks with single-threaded operations. Thousands of small
-            # multi-threaded operations would each end in a barrier, and on a busy machine every barrier waits for a
-            # thread the scheduler has put to sleep; this way the threads meet once per call
-            workers = (_loss_threads.get() or torch.get_num_threads()) if N >= 8 * chunk_rows else 1
+        # a CPU: one block of rows per thread, each walking its chunks with single-threaded operations. Thousands of
+        # small multi-threaded operations would each end in a barrier, and on a busy machine every barrier waits for a
+        # thread the scheduler has put to sleep; this way the threads meet once per call
+        workers = (_loss_threads.get() or torch.get_num_threads()) if h.device.type == "cpu" and N >= 8 * chunk_rows else 1
+        if workers > 1:
             bounds = [N * k // workers for k in range(workers + 1)]
             parts = list(_loss_pool(workers).map(lambda k: rows.block(bounds[k], bounds[k + 1]), range(workers)))
-        else: parts = [rows.block(0, N)]
+        else: parts = [rows.block(0, N)]  # one thread: this one
         loss = (rows.row_loss * row_w.squeeze(1)).sum()
         if need_grad:
             grad_wt = parts[0]
@@ -220,6 +220,7 @@ def threads_for_the_loss():
     The transformer's operations are small, thousands per step; on a busy machine each multi-threaded one ends in a
     barrier that waits for a descheduled thread. The loss's threads meet once per call."""
     threads = torch.get_num_threads()
+    if threads == 1: yield threads; return  # nothing to divide
     token = _loss_threads.set(threads)
     torch.set_num_threads(1)
     try: yield threads
