@@ -54,13 +54,16 @@ class CausalSelfAttention(nn.Module):
         B, T, C = x.shape
         q, k, v = self.c_attn(x).split(C, dim=2)
         q, k, v = (t.view(B, T, self.n_head, C // self.n_head).transpose(1, 2) for t in (q, k, v))  # (B, nh, T, hs)
-        if self.training and self.dropout > 0 and x.device.type == "cpu": y = attention_with_dropout(q, k, v, self.dropout)
-        else: y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0, is_causal=True)
+        if self.training and self.dropout > 0 and x.device.type == "cpu":  # SDPA would draw its mask with bernoulli_
+            y = attention_with_dropout(q, k, v, self.dropout)
+        else:
+            p = self.dropout if self.training else 0.0
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
 def attention_with_dropout(q, k, v, p: float):
-    "Causal attention of (B, nh, T, hs) tensors, dropping each attention weight with probability `p` (written out for CPUs)."
+    "Causal attention of (B, nh, T, hs) tensors, dropping each attention weight with probability `p` (for CPUs)."
     att = (q @ k.transpose(-2, -1)).mul_(q.size(-1) ** -0.5)                         # (B, nh, T, T)
     att = att.masked_fill_(_future(q.size(-2), q.device), float("-inf")).softmax(-1)
     # the mask drawn with rand: on a CPU, SDPA and F.dropout draw theirs with bernoulli_, 3x slower
@@ -111,7 +114,8 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         # a CPU: one block of rows per thread, each walking its chunks with single-threaded operations. Thousands of
         # small multi-threaded operations would each end in a barrier, and on a busy machine every barrier waits for a
         # thread the scheduler has put to sleep; this way the threads meet once per call
-        workers = (_loss_threads.get() or torch.get_num_threads()) if h.device.type == "cpu" and N >= 8 * chunk_rows else 1
+        cpu_threads = _loss_threads.get() or torch.get_num_threads()
+        workers = cpu_threads if h.device.type == "cpu" and N >= 8 * chunk_rows else 1
         if workers > 1:
             bounds = [N * k // workers for k in range(workers + 1)]
             parts = list(_loss_pool(workers).map(lambda k: rows.block(bounds[k], bounds[k + 1]), range(workers)))
@@ -160,7 +164,7 @@ class _Rows:
 
     def __init__(self, h, targets, row_w, weight, bias, chunk_rows, need_grad):
         N = h.shape[0]
-        self.h1 = torch.cat([h, h.new_ones(N, 1)], 1)                           # (N, D+1): [h, 1] @ [W, b]^T adds the bias
+        self.h1 = torch.cat([h, h.new_ones(N, 1)], 1)       # (N, D+1): [h, 1] @ [W, b]^T adds the bias
         weight1 = torch.cat([weight, bias[:, None]], 1)                          # (V, D+1)
         self.weight_t = weight1.t().contiguous()                                   # (D+1, V)
         self.target_logit = (h * weight[targets]).sum(1) + bias[targets]
@@ -177,9 +181,9 @@ class _Rows:
 
     @torch.no_grad()  # called from other threads too, where grad mode is on by default
     def block(self, s0: int, e0: int):
-        "Loss (in place) and the softmax part of grad_h for rows s0:e0; returns the block's [grad_w | grad_b]^T, or None."
+        "Loss (in place) and softmax part of grad_h for rows s0:e0; returns the block's [grad_w | grad_b]^T, or None."
         if not self.need_grad and self.bounded and self.h1.device.type == "cpu": return self.loss_in_tiles(s0, e0)
-        buf = self.h1.new_empty(min(self.chunk_rows, e0 - s0), self.weight_t.shape[1])  # one logits buffer for all chunks
+        buf = self.h1.new_empty(min(self.chunk_rows, e0 - s0), self.weight_t.shape[1])  # one buffer for all chunks
         grad_wt = torch.zeros_like(self.weight_t) if self.need_grad else None
         for s in range(s0, e0, self.chunk_rows):
             e = min(s + self.chunk_rows, e0)

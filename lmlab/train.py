@@ -184,8 +184,8 @@ def dist_env() -> tuple[int, int, int]:
 # %% ../nbs/02_train.ipynb #6b03bbe8
 def train_step(model, optimizer, x, y, amp: bool = True, max_norm: float = 1.0):
     "One optimizer step on batch `x` -> `y` (on the model's device): loss and gradient norm, as device tensors (no sync)."
-    threads = threads_for_the_loss() if x.device.type == "cpu" and unwrap(model).config.chunked_loss else contextlib.nullcontext()
-    with threads:  # a CPU: the model's small operations on one thread, the chunked loss on all (they hold up under load)
+    divide = x.device.type == "cpu" and unwrap(model).config.chunked_loss
+    with threads_for_the_loss() if divide else contextlib.nullcontext():  # the model on one thread, the loss on all
         with _autocast(x.device, amp): loss = model(x, y)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), max_norm)
