@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from .data import JSONConfig
 
 # %% auto #0
-__all__ = ['PARAM_CONVENTIONS', 'ModelConfig', 'CausalSelfAttention', 'attention_with_dropout', 'MLP', 'Block',
-           'chunked_cross_entropy', 'threads_for_the_loss', 'LanguageModel', 'loss_memory_bytes', 'unwrap',
-           'param_counts', 'param_table', 'config_param_counts', 'train_flops_per_token', 'generate']
+__all__ = ['PARAM_CONVENTIONS', 'ModelConfig', 'threads_for_the_loss', 'CausalSelfAttention', 'attention_with_dropout', 'MLP',
+           'Block', 'chunked_cross_entropy', 'LanguageModel', 'loss_memory_bytes', 'unwrap', 'param_counts',
+           'param_table', 'config_param_counts', 'train_flops_per_token', 'generate']
 
 # %% ../nbs/01_model.ipynb #ff5d2c71
 @dataclasses.dataclass(frozen=True)
@@ -40,6 +40,45 @@ class ModelConfig(JSONConfig):
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.chunked_loss, bool): raise ValueError(f"chunked_loss must be True or False, got {self.chunked_loss!r}")
 
+# %% ../nbs/01_model.ipynb #ab9a46d3
+_POOLS: dict = {}
+_block_threads = contextvars.ContextVar("lmlab_block_threads", default=None)  # set by threads_for_the_loss
+
+@contextlib.contextmanager
+def threads_for_the_loss():
+    """On a CPU: this thread's operations run on one thread; the chunked loss and attention use all of its threads.
+    The transformer's operations are small, thousands per step; on a busy machine each multi-threaded one ends in a
+    barrier that waits for a descheduled thread. The blocks' threads meet once per call."""
+    threads = torch.get_num_threads()
+    if threads == 1: yield threads; return  # nothing to divide
+    token = _block_threads.set(threads)
+    torch.set_num_threads(1)
+    try: yield threads
+    finally: torch.set_num_threads(threads); _block_threads.reset(token)
+
+def _blocks(n: int, count: int | None = None) -> list[tuple[int, int]]:
+    "Rows 0:n as `count` contiguous (start, end) blocks, by default one per CPU thread; one block on one thread."
+    threads = _block_threads.get() or torch.get_num_threads()
+    count = min(n, count or threads) if threads > 1 else 1
+    return [(n * k // count, n * (k + 1) // count) for k in range(count)]
+
+def _in_parallel(fn, blocks: list[tuple]) -> list:
+    "`fn(*block)` for each (start, end, ...) block on the CPU threads, each taking the next when done; results in order."
+    threads = min(len(blocks), _block_threads.get() or torch.get_num_threads())
+    if threads == 1: return [fn(*block) for block in blocks]  # this thread
+    return list(_thread_pool(threads).map(lambda block: fn(*block), blocks))
+
+def _thread_pool(workers: int):
+    "A pool of `workers` threads, each running PyTorch operations on one thread of its own (made once, kept)."
+    if workers not in _POOLS:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lmlab-blocks", initializer=_pool_thread)
+    return _POOLS[workers]
+
+def _pool_thread():
+    torch.set_num_threads(1)     # its own operations run single-threaded (the caller's setting is its own)
+    torch.set_flush_denormal(True)  # this thread only: values below 1e-38 count as 0, not a 10-100x slower path
+
 # %% ../nbs/01_model.ipynb #c5343e8b
 class CausalSelfAttention(nn.Module):
     "Multi-head causal self-attention with biases."
@@ -63,12 +102,55 @@ class CausalSelfAttention(nn.Module):
         return self.resid_dropout(self.c_proj(y))
 
 def attention_with_dropout(q, k, v, p: float):
-    "Causal attention of (B, nh, T, hs) tensors, dropping each attention weight with probability `p` (for CPUs)."
-    att = (q @ k.transpose(-2, -1)).mul_(q.size(-1) ** -0.5)                         # (B, nh, T, T)
-    att = att.masked_fill_(_future(q.size(-2), q.device), float("-inf")).softmax(-1)
-    # the mask drawn with rand: on a CPU, SDPA and F.dropout draw theirs with bernoulli_, 3x slower
-    keep = (torch.rand(att.shape, device=att.device) >= p).to(att.dtype).mul_(1 / (1 - p))
-    return (att * keep) @ v
+    "Causal attention of (B, nh, T, hs) CPU tensors, dropping each attention weight with probability `p`."
+    if q.device.type != "cpu": raise ValueError(f"attention_with_dropout runs on a CPU, got {q.device}: use SDPA")
+    if not 0 <= p < 1: raise ValueError(f"dropout p must be in [0, 1), got {p!r}")
+    return _AttentionWithDropout.apply(q, k, v, p)
+
+class _AttentionWithDropout(torch.autograd.Function):
+    "Forward and backward by hand, each sequence a block for the CPU threads (see Threads on a CPU)."
+    @staticmethod
+    def forward(ctx, q, k, v, p):
+        scale, out = q.size(-1) ** -0.5, q.new_empty(q.shape[:-1] + v.shape[-1:])
+        # one generator per sequence, seeded from the global one: the same masks whatever the number of threads
+        seeds = torch.randint(0, 2**62, (q.shape[0],)).tolist()
+
+        @torch.no_grad()
+        def block(s, e):
+            att = (q[s:e] @ k[s:e].transpose(-2, -1)).mul_(scale)                       # (b, nh, T, T)
+            att = att.masked_fill_(_future(q.size(-2), q.device), float("-inf")).softmax(-1)
+            # the mask drawn with rand: on a CPU, SDPA and F.dropout draw theirs with bernoulli_, 3x slower
+            u, keep = torch.empty(att.shape[1:]), torch.empty(att.shape, dtype=torch.bool)
+            for j, seed in enumerate(seeds[s:e]):
+                torch.ge(torch.rand(u.shape, generator=torch.Generator().manual_seed(seed), out=u), p, out=keep[j])
+            torch.matmul(att * keep, v[s:e], out=out[s:e]).mul_(1 / (1 - p))
+            return s, e, att, keep
+
+        # one sequence per block: a thread the scheduler slows down takes fewer of them
+        with torch.autocast("cpu", enabled=False):  # the inputs' dtype, in this thread as in the pool's
+            ctx.blocks = _in_parallel(block, _blocks(q.shape[0], count=q.shape[0]))
+        ctx.save_for_backward(q, k, v)
+        ctx.p, ctx.scale = p, scale
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        q, k, v = ctx.saved_tensors
+        grad_q, grad_k, grad_v = (t.new_empty(t.shape) for t in (q, k, v))
+
+        @torch.no_grad()
+        def block(s, e, att, keep):
+            g = grad_out[s:e] * (1 / (1 - ctx.p))
+            torch.matmul((att * keep).transpose(-2, -1), g, out=grad_v[s:e])
+            grad_att = (g @ v[s:e].transpose(-2, -1)).mul_(keep)                       # through the dropped weights
+            grad_s = (att * (grad_att - (grad_att * att).sum(-1, keepdim=True))).mul_(ctx.scale)  # softmax's backward
+            torch.matmul(grad_s, k[s:e], out=grad_q[s:e])
+            torch.matmul(grad_s.transpose(-2, -1), q[s:e], out=grad_k[s:e])
+
+        with torch.autocast("cpu", enabled=False):
+            _in_parallel(block, ctx.blocks)  # the forward pass's blocks, with their weights and masks
+        return grad_q, grad_k, grad_v, None
 
 @functools.cache
 def _future(T: int, device) -> torch.Tensor:
@@ -111,15 +193,8 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
         targets, row_w = targets.clamp(min=0), (valid * scale).to(h.dtype)[:, None]  # ignored rows weigh 0
         rows = _Rows(h, targets, row_w, weight, bias, chunk_rows, need_grad)
-        # a CPU: one block of rows per thread, each walking its chunks with single-threaded operations. Thousands of
-        # small multi-threaded operations would each end in a barrier, and on a busy machine every barrier waits for a
-        # thread the scheduler has put to sleep; this way the threads meet once per call
-        cpu_threads = _loss_threads.get() or torch.get_num_threads()
-        workers = cpu_threads if h.device.type == "cpu" and N >= 8 * chunk_rows else 1
-        if workers > 1:
-            bounds = [N * k // workers for k in range(workers + 1)]
-            parts = list(_loss_pool(workers).map(lambda k: rows.block(bounds[k], bounds[k + 1]), range(workers)))
-        else: parts = [rows.block(0, N)]  # one thread: this one
+        # a CPU: one block of rows per thread, each walking its chunks on one thread (see "Threads on a CPU")
+        parts = _in_parallel(rows.block, _blocks(N)) if h.device.type == "cpu" and N >= 8 * chunk_rows else [rows.block(0, N)]
         loss = (rows.row_loss * row_w.squeeze(1)).sum()
         if need_grad:
             grad_wt = parts[0]
@@ -214,32 +289,6 @@ class _Rows:
                 w = self.weight_t[:, v:v + self.VOCAB_TILE]
                 sumexp += torch.mm(self.h1[s:e], w, out=buf[:e - s, :w.shape[1]]).exp_().sum(1)
             torch.sub(sumexp.log(), self.target_logit[s:e], out=self.row_loss[s:e])
-
-_POOLS: dict = {}
-_loss_threads = contextvars.ContextVar("lmlab_loss_threads", default=None)  # set by threads_for_the_loss
-
-@contextlib.contextmanager
-def threads_for_the_loss():
-    """On a CPU: this thread's operations run on one thread, and the chunked loss uses all of its threads.
-    The transformer's operations are small, thousands per step; on a busy machine each multi-threaded one ends in a
-    barrier that waits for a descheduled thread. The loss's threads meet once per call."""
-    threads = torch.get_num_threads()
-    if threads == 1: yield threads; return  # nothing to divide
-    token = _loss_threads.set(threads)
-    torch.set_num_threads(1)
-    try: yield threads
-    finally: torch.set_num_threads(threads); _loss_threads.reset(token)
-
-def _loss_pool(workers: int):
-    "A pool of `workers` threads, each running PyTorch operations on one thread of its own (made once, kept)."
-    if workers not in _POOLS:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lmlab-loss", initializer=_pool_thread)
-    return _POOLS[workers]
-
-def _pool_thread():
-    torch.set_num_threads(1)     # its own operations run single-threaded (the caller's setting is its own)
-    torch.set_flush_denormal(True)  # this thread only: values below 1e-38 count as 0, not a 10-100x slower path
 
 # %% ../nbs/01_model.ipynb #9c4ff22c
 class LanguageModel(nn.Module):

@@ -474,6 +474,7 @@ class Trainer:
             self.stop_reason = f"early stopping: no better validation loss in {self.evals_since_best} evaluations"
 
     def _start(self, resume: bool):
+        held = (self.run_dir / "metrics.jsonl").exists()  # every rank looks before the barrier, so before rank 0 writes
         if self.is_main: self.run_dir.mkdir(parents=True, exist_ok=True)
         self._barrier()
         if resume and self.last_path.exists():
@@ -490,7 +491,7 @@ class Trainer:
             self.history = read_metrics(self.run_dir) if self.is_main else []
             (self.run_dir / "summary.json").unlink(missing_ok=True) if self.is_main else None
             return
-        if not resume and (self.run_dir / "metrics.jsonl").exists():
+        if not resume and held:
             raise FileExistsError(f"{str(self.run_dir)!r} already holds a run: resume it (resume=True, --resume) or choose a new run_dir")
         if self.is_main:
             with atomic_path(self.run_dir / "config.json") as p: p.write_text(json.dumps(self._config_record(), indent=1))

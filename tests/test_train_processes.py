@@ -44,12 +44,27 @@ def test_resume_with_a_different_configuration_is_refused(tmp_path):
     assert res.returncode != 0 and "batch_size: recorded 4, given 8" in res.stderr
 
 
+LATE_RANK = """
+import sys, time
+from lmlab import train
+barrier = train.Trainer._barrier
+def late_barrier(self):
+    barrier(self)
+    if self.rank == 1: time.sleep(1)
+train.Trainer._barrier = late_barrier
+sys.exit(train.main())
+"""
+
+
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     cache = tmp_path / "cache"
     args = ["--epochs", "2", "--batch-size", "8", "--dropout", "0", "--seed", "1", "--eval-batch-size", "4"]
     run(train_cmd(tmp_path / "single", cache, *args), env=ENV)
+    # rank 1 leaves every barrier a second late, so rank 0 has always written what follows a barrier first
+    late_rank = tmp_path / "late_rank.py"
+    late_rank.write_text(LATE_RANK)
     run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         BIN / "lmlab-train", "--run-dir", tmp_path / "ddp", "--cache-dir", cache, *TINY, *args], env=ENV)
+         late_rank, "--run-dir", tmp_path / "ddp", "--cache-dir", cache, *TINY, *args], env=ENV)
     single, ddp = metrics(tmp_path / "single"), metrics(tmp_path / "ddp")
     assert len(single) == len(ddp) == 2
     for a, b in zip(single, ddp):
