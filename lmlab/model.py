@@ -63,7 +63,7 @@ def _blocks(n: int, count: int | None = None) -> list[tuple[int, int]]:
     return [(n * k // count, n * (k + 1) // count) for k in range(count)]
 
 def _in_parallel(fn, blocks: list[tuple]) -> list:
-    "`fn(*block)` for each (start, end, ...) block on the CPU threads, each taking the next when done; results in order."
+    "`fn(*block)` for each (start, end, ...) block on the CPU threads, each taking the next when done; in order."
     threads = min(len(blocks), _block_threads.get() or torch.get_num_threads())
     if threads == 1: return [fn(*block) for block in blocks]  # this thread
     return list(_thread_pool(threads).map(lambda block: fn(*block), blocks))
@@ -194,7 +194,8 @@ class _ChunkedCrossEntropy(torch.autograd.Function):
         targets, row_w = targets.clamp(min=0), (valid * scale).to(h.dtype)[:, None]  # ignored rows weigh 0
         rows = _Rows(h, targets, row_w, weight, bias, chunk_rows, need_grad)
         # a CPU: one block of rows per thread, each walking its chunks on one thread (see "Threads on a CPU")
-        parts = _in_parallel(rows.block, _blocks(N)) if h.device.type == "cpu" and N >= 8 * chunk_rows else [rows.block(0, N)]
+        in_blocks = h.device.type == "cpu" and N >= 8 * chunk_rows
+        parts = _in_parallel(rows.block, _blocks(N)) if in_blocks else [rows.block(0, N)]
         loss = (rows.row_loss * row_w.squeeze(1)).sum()
         if need_grad:
             grad_wt = parts[0]
