@@ -334,11 +334,14 @@ class LanguageModel(nn.Module):
         return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
 
 # %% ../nbs/01_model.ipynb #ef03c8bf
-def loss_memory_bytes(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, chunk_rows: int = 32) -> dict:
-    "Bytes the loss needs beyond the hidden states: plain (full float32 logits + their gradient) vs chunked."
-    T = seq_len or cfg.max_seq_len
-    plain = 2 * batch_size * T * cfg.vocab_size * 4
-    chunked = (chunk_rows * cfg.vocab_size + cfg.vocab_size * cfg.d_model + cfg.vocab_size + batch_size * T * cfg.d_model) * 4
+def loss_memory_bytes(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, chunk_rows: int = 32,
+                      threads: int = 1) -> dict:
+    "Bytes a training step's loss holds beyond the hidden states: plain (full float32 logits + gradient) vs chunked."
+    N, V, D = batch_size * (seq_len or cfg.max_seq_len), cfg.vocab_size, cfg.d_model
+    plain = 2 * N * V * 4
+    per_thread = chunk_rows * V + (D + 1) * V     # a chunk of logits; the block's [grad_w | grad_b]
+    once = 2 * (D + 1) * V + N * (2 * D + 4)      # [W, b]^T and the summed gradient; per row [h, 1], grad_h and 3 numbers
+    chunked = (threads * per_thread + once) * 4
     return dict(plain=plain, chunked=chunked, saved=plain - chunked)
 
 # %% ../nbs/01_model.ipynb #94ff6a6b
