@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from .data import JSONConfig
 
 # %% auto #0
-__all__ = ['PARAM_CONVENTIONS', 'ModelConfig', 'threads_for_the_loss', 'CausalSelfAttention', 'attention_with_dropout', 'MLP',
+__all__ = ['PARAM_CONVENTIONS', 'ModelConfig', 'threads_for_blocks', 'CausalSelfAttention', 'attention_with_dropout', 'MLP',
            'Block', 'chunked_cross_entropy', 'LanguageModel', 'loss_memory_bytes', 'unwrap', 'param_counts',
            'param_table', 'config_param_counts', 'train_flops_per_token', 'generate']
 
@@ -42,10 +42,10 @@ class ModelConfig(JSONConfig):
 
 # %% ../nbs/01_model.ipynb #ab9a46d3
 _POOLS: dict = {}
-_block_threads = contextvars.ContextVar("lmlab_block_threads", default=None)  # set by threads_for_the_loss
+_block_threads = contextvars.ContextVar("lmlab_block_threads", default=None)  # set by threads_for_blocks
 
 @contextlib.contextmanager
-def threads_for_the_loss():
+def threads_for_blocks():
     """On a CPU: this thread's operations run on one thread; the chunked loss and attention use all of its threads.
     The transformer's operations are small, thousands per step; on a busy machine each multi-threaded one ends in a
     barrier that waits for a descheduled thread. The blocks' threads meet once per call."""

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, atomic_path, describe_source, epoch_loader, random_batches,
                         token_ids)
-from .model import LanguageModel, ModelConfig, param_counts, threads_for_the_loss, train_flops_per_token, unwrap
+from .model import LanguageModel, ModelConfig, param_counts, threads_for_blocks, train_flops_per_token, unwrap
 
 # %% auto #0
 __all__ = ['CHECKPOINT_FORMAT', 'BUDGET_FIELDS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate',
@@ -184,8 +184,10 @@ def dist_env() -> tuple[int, int, int]:
 # %% ../nbs/02_train.ipynb #6b03bbe8
 def train_step(model, optimizer, x, y, amp: bool = True, max_norm: float = 1.0):
     "One optimizer step on batch `x` -> `y` (on the model's device): loss and gradient norm, as device tensors (no sync)."
+    # a CPU: the model's small operations on one thread, loss and attention in blocks on all (the plain loss is a few
+    # large operations, which want every thread themselves)
     divide = x.device.type == "cpu" and unwrap(model).config.chunked_loss
-    with threads_for_the_loss() if divide else contextlib.nullcontext():  # the model on one thread, the loss on all
+    with threads_for_blocks() if divide else contextlib.nullcontext():
         with _autocast(x.device, amp): loss = model(x, y)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), max_norm)
