@@ -51,3 +51,4 @@ docs: setup  ## The full quarto site under _docs/ (needs quarto installed)
 bench: setup  ## Benchmarks, lmlab beside a plain baseline; results in bench/results/
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/tokenization.py
+	$(BIN)/python bench/sweep.py

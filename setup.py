@@ -29,7 +29,9 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
     install_requires=shlex.split(cfg.get('requirements', '')),
-    extras_require={'dev': shlex.split(cfg.get('dev_requirements', ''))},
+    # each `<name>_requirements` of settings.ini is the extra `lmlab[<name>]`
+    extras_require={key[:-len('_requirements')]: shlex.split(value) for key, value in cfg.items()
+                    if key.endswith('_requirements') and key != 'requirements'},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #f42dfd03
 from __future__ import annotations
-import contextlib, dataclasses, functools, hashlib, json, os, random, re, shutil, tempfile, warnings
+import contextlib, dataclasses, functools, hashlib, json, os, random, re, shutil, socket, tempfile, urllib.parse, warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -15,11 +15,11 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'MARKOV_SPLIT_TOKENS', 'wikitext_config',
-           'make_wikitext_like', 'find_split_files', 'load_wikitext', 'tiktoken_cache_dir', 'seed_tiktoken_cache',
-           'gpt2_tokenizer', 'atomic_path', 'iter_articles', 'SplitStats', 'encode_articles', 'tokenize_split',
-           'lmlab_cache_dir', 'Tokens', 'data_source', 'describe_source', 'load_tokens', 'load_corpus', 'count_table',
-           'token_ids', 'TokenWindows', 'WindowBatches', 'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig',
-           'DataConfig']
+           'make_wikitext_like', 'find_split_files', 'hub_reachable', 'load_wikitext', 'tiktoken_cache_dir',
+           'seed_tiktoken_cache', 'gpt2_tokenizer', 'atomic_path', 'iter_articles', 'SplitStats', 'encode_articles',
+           'tokenize_split', 'lmlab_cache_dir', 'Tokens', 'data_source', 'describe_source', 'load_tokens',
+           'recorded_data_dir', 'load_corpus', 'count_table', 'token_ids', 'TokenWindows', 'WindowBatches',
+           'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig', 'DataConfig']
 
 # %% ../nbs/00_data.ipynb #3720dff9
 WIKITEXT_HUB = "Salesforce/wikitext"
@@ -100,10 +100,24 @@ def _data_dir(data_dir):
     "An explicit `data_dir`, else `LMLAB_WIKITEXT_DIR`, else None (the hub)."
     return data_dir if data_dir is not None else os.environ.get("LMLAB_WIKITEXT_DIR") or None
 
+def hub_reachable(timeout: float = 1.0) -> bool:
+    "Can this machine open a connection to the Hugging Face hub (`HF_ENDPOINT`)? False in offline mode; True behind a proxy."
+    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"): return False
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")): return True  # cannot tell
+    url = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    try: socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
+    except OSError: return False
+    return True
+
 def load_wikitext(config: str = "wikitext-2-raw-v1", data_dir=None, splits=SPLITS, cache_dir=None):
     "A `datasets.DatasetDict` of WikiText `splits`: from `data_dir` (or `LMLAB_WIKITEXT_DIR`) if given, else from the hub."
     import datasets
     config, data_dir = wikitext_config(config), _data_dir(data_dir)
+    offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE")
+    if data_dir is None and not offline and not hub_reachable():  # one second, not datasets' half a minute of retries
+        raise ConnectionError(f"cannot reach the Hugging Face hub to load {WIKITEXT_HUB!r} ({config}): set LMLAB_WIKITEXT_DIR (or "
+                              f"data_dir=, --data-dir) to a folder holding its parquet files or wiki.*.raw files; for a copy "
+                              f"already in datasets' cache, set HF_DATASETS_OFFLINE=1")
     if data_dir is None:
         try: ds = datasets.load_dataset(WIKITEXT_HUB, config, cache_dir=cache_dir)
         except Exception as e:
@@ -342,6 +356,21 @@ def load_tokens(config: str = "wikitext-2-raw-v1", split: str = "train", data_di
         meta = dict(dataclasses.asdict(stats), source=source)
     return Tokens(path, _stats(meta), config, split, meta["source"])
 
+# %% ../nbs/00_data.ipynb #d6ee3226
+def recorded_data_dir(sources: dict | None) -> str | None:
+    "The local folder a run's text came from, by its record (config.json's `sources`), each file checked; None for the hub."
+    local = [s for s in (sources or {}).values() if s and s.get("kind") == "local"]
+    way_out = "set LMLAB_WIKITEXT_DIR to a folder holding the same files, or start a new run directory"
+    for source in local:
+        for f in source["files"]:
+            path = Path(source["dir"]) / f["name"]
+            if not path.exists():
+                raise FileNotFoundError(f"the run's text came from {source['dir']!r}, but {f['name']} is not there any more: {way_out}")
+            if path.stat().st_size != f["bytes"] or _sha256(path) != f["sha256"]:
+                raise ValueError(f"the run's text came from {source['dir']!r}, but {f['name']} has changed since (sha256 "
+                                 f"{_sha256(path)[:12]}, recorded {f['sha256'][:12]}): {way_out}")
+    return local[0]["dir"] if local else None
+
 # %% ../nbs/00_data.ipynb #7866b76d
 def load_corpus(config: str = "wikitext-2-raw-v1", data_dir=None, cache_dir=None, splits=SPLITS, progress: bool = True,
                 label: str | None = None) -> dict[str, Tokens]:
@@ -554,6 +583,12 @@ class DataConfig(JSONConfig):
         if self.dataset == "markov": return dict(kind="planted", **dataclasses.asdict(self.markov_source))
         data_dir = self.source_dir()
         return None if data_dir is None else data_source(self.config, split, data_dir)
+
+    def as_recorded(self, sources: dict | None) -> DataConfig:
+        "This data read from the folder a run recorded (`recorded_data_dir`), where none is given here; else itself."
+        if self.dataset in ("synthetic", "markov") or _data_dir(self.data_dir) is not None: return self
+        folder = recorded_data_dir(sources)
+        return self if folder is None else dataclasses.replace(self, data_dir=folder)
 
     def load(self, splits=SPLITS, progress: bool = True) -> dict[str, Tokens]:
         if self.dataset == "markov": return {s: self._markov_split(s) for s in splits}

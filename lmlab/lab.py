@@ -24,8 +24,8 @@ def choose_mode(dataset: str = "wikitext-2", mode: str | None = None) -> str:
         if forced not in ("quick", "full"): raise ValueError(f"the mode must be 'quick' or 'full', got {forced!r}")
         return forced
     if os.environ.get("IN_TEST"): return "quick"
-    from lmlab.data import _data_dir, load_tokens
-    if _data_dir(None) is None and not _hub_reachable():
+    from lmlab.data import _data_dir, hub_reachable, load_tokens
+    if _data_dir(None) is None and not hub_reachable(timeout=3.0):
         print("WikiText is not reachable here (no LMLAB_WIKITEXT_DIR, no network to the Hugging Face hub): quick mode on generated data.")
         return "quick"
     try:
@@ -34,13 +34,6 @@ def choose_mode(dataset: str = "wikitext-2", mode: str | None = None) -> str:
     except (ConnectionError, FileNotFoundError, ValueError) as e:
         print(f"WikiText could not be loaded ({str(e).splitlines()[0][:160]}...): quick mode on generated data.")
         return "quick"
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    "Can this machine open a connection to the Hugging Face hub? (Asking `datasets` directly retries for half a minute.)"
-    import socket
-    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"): return False
-    try: socket.create_connection(("huggingface.co", 443), timeout=timeout).close(); return True
-    except OSError: return False
 
 QUICK_OVERRIDES = {  # the lab log's model and optimizer; generated data, 64-token windows, a few steps
     "experiment1": dict(data=dict(dataset="synthetic", synthetic_articles=48, seq_len=64), train=dict(epochs=3)),

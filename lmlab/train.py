@@ -315,6 +315,7 @@ class Trainer:
                  corpus: dict | None = None, extend: bool = False):
         self.run_dir, self.model_cfg, self.data_cfg, self.cfg = Path(run_dir), model_cfg, data_cfg, train_cfg
         self.given_corpus = corpus  # {'train': ..., 'validation': ...} as Tokens or int arrays, instead of loading data_cfg
+        self.load_cfg = data_cfg    # where the data is read from: on resume, from the folder the run recorded (as_recorded)
         self.extend = extend        # on resume, accept a larger budget (epochs, max_tokens or max_steps) than the run recorded
         self.seq_len = data_cfg.seq_len or model_cfg.max_seq_len
         if self.seq_len > model_cfg.max_seq_len:
@@ -336,9 +337,9 @@ class Trainer:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.given_corpus is not None: self.corpus = {s: self.given_corpus[s] for s in ("train", "validation")}
         else:
-            if self.is_main: self.corpus = self.data_cfg.load(("train", "validation"), progress=self.progress)
+            if self.is_main: self.corpus = self.load_cfg.load(("train", "validation"), progress=self.progress)
             self._barrier()  # the other ranks read the cache rank 0 built
-            if not self.is_main: self.corpus = self.data_cfg.load(("train", "validation"), progress=False)
+            if not self.is_main: self.corpus = self.load_cfg.load(("train", "validation"), progress=False)
         self.train_tokens, self.val_tokens = self.corpus["train"], self.corpus["validation"]
         self.tokens_per_step = self.cfg.batch_size * self.seq_len
         if self.cfg.epochs is not None:
@@ -515,7 +516,8 @@ class Trainer:
     def _fit(self, resume: bool) -> dict:
         if resume and self.given_corpus is None and (self.run_dir / "config.json").exists():  # before any loading or tokenizing
             recorded = json.loads((self.run_dir / "config.json").read_text()).get("sources")
-            self._refuse_other_data(recorded, {s: self.data_cfg.source(s) for s in (recorded or {})})
+            self.load_cfg = self.data_cfg.as_recorded(recorded)  # no folder given: the recorded one, its files checked
+            self._refuse_other_data(recorded, {s: self.load_cfg.source(s) for s in (recorded or {})})
         self._setup()
         self._start(resume)
         for cb in self.callbacks: cb.before_fit(self)

@@ -106,3 +106,41 @@ def test_the_data_source_is_recorded_and_checked_on_resume(tmp_path):
     elsewhere = {**local, "LMLAB_WIKITEXT_DIR": str(there.parent)}
     res = run([BIN / "lmlab-train", "--run-dir", rd, "--resume", "--extend", "--max-steps", "4"], env=elsewhere, check=False)
     one_line_error(res, "its train data came from " + str(here.resolve()), "this time from " + str(there.resolve()))
+
+
+def _fresh_shell(**env):
+    "The environment of a new terminal: no LMLAB_WIKITEXT_DIR, no offline switches; the hub unreachable (a closed local port)."
+    drop = ("LMLAB_WIKITEXT_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+    return {**{k: v for k, v in os.environ.items() if k not in drop}, **ENV, "HF_ENDPOINT": "http://127.0.0.1:9", **env}
+
+
+def test_resume_in_a_fresh_shell_reads_the_recorded_folder(tmp_path):
+    from lmlab.data import make_wikitext_like
+    here = make_wikitext_like(tmp_path / "data")
+    rd, model = tmp_path / "r", ["--max-seq-len", "32", "--d-model", "16", "--num-heads", "2", "--d-ff", "32", "--num-layers", "1"]
+    run([BIN / "lmlab-train", "--run-dir", rd, "--cache-dir", tmp_path / "cache", *model, "--max-steps", "2", "--batch-size", "4"],
+        env={**ENV, "LMLAB_WIKITEXT_DIR": str(here.parent)})
+    resume = [BIN / "lmlab-train", "--run-dir", rd, "--resume", "--extend", "--max-steps", "4"]
+    res = subprocess.run(resume, env=_fresh_shell(), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "resumed from step 2 of 4" in res.stdout and [r["step"] for r in metrics(rd)] == [2, 4]
+    # an edited file, then a moved folder: one line naming the folder and the way out
+    more = [BIN / "lmlab-train", "--run-dir", rd, "--resume", "--extend", "--max-steps", "6"]
+    train_file = here / "train-00000-of-00001.parquet"
+    original = train_file.read_bytes()
+    train_file.write_bytes(original + b"\0")
+    res = subprocess.run(more, env=_fresh_shell(), capture_output=True, text=True, timeout=300)
+    one_line_error(res, str(here.resolve()), "has changed since", "LMLAB_WIKITEXT_DIR")
+    train_file.write_bytes(original)
+    here.rename(tmp_path / "elsewhere")
+    res = subprocess.run(more, env=_fresh_shell(), capture_output=True, text=True, timeout=300)
+    one_line_error(res, str(here.resolve()), "is not there any more", "LMLAB_WIKITEXT_DIR")
+
+
+def test_an_unreachable_hub_fails_at_once_in_one_line(tmp_path):
+    t0 = time.perf_counter()
+    res = subprocess.run([BIN / "lmlab-train", "--run-dir", tmp_path / "r", "--cache-dir", tmp_path / "cache", "--dataset", "wikitext-2",
+                          "--max-steps", "1"], env=_fresh_shell(), capture_output=True, text=True, timeout=300)
+    seconds = time.perf_counter() - t0  # the command's own start-up (torch, tokenizer) included; datasets' retries took ~25 s
+    one_line_error(res, "cannot reach the Hugging Face hub", "LMLAB_WIKITEXT_DIR")
+    assert seconds < 15, seconds
