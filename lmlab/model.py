@@ -4,18 +4,20 @@
 
 # %% ../nbs/01_model.ipynb #9bcb4a83
 from __future__ import annotations
-import contextlib, contextvars, dataclasses, functools, math
+import contextlib, contextvars, dataclasses, functools, json, math
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import JSONConfig
+from .data import JSONConfig, atomic_path
 
 # %% auto #0
-__all__ = ['PARAM_CONVENTIONS', 'ModelConfig', 'threads_for_blocks', 'CausalSelfAttention', 'attention_with_dropout', 'MLP',
-           'Block', 'chunked_cross_entropy', 'LanguageModel', 'loss_memory_bytes', 'unwrap', 'param_counts',
-           'param_table', 'config_param_counts', 'train_flops_per_token', 'generate']
+__all__ = ['PARAM_CONVENTIONS', 'SAFETENSORS_NAME', 'ModelConfig', 'threads_for_blocks', 'CausalSelfAttention',
+           'attention_with_dropout', 'MLP', 'Block', 'chunked_cross_entropy', 'LanguageModel', 'loss_memory_bytes',
+           'unwrap', 'param_counts', 'param_table', 'config_param_counts', 'train_flops_per_token', 'generate',
+           'save_pretrained', 'from_pretrained']
 
 # %% ../nbs/01_model.ipynb #ff5d2c71
 @dataclasses.dataclass(frozen=True)
@@ -425,3 +427,43 @@ def generate(model: LanguageModel, prompt: str, max_new_tokens: int = 50, temper
     return enc.decode(out if prompt else out[1:])  # without a prompt, drop the end-of-text token we started from
 
 LanguageModel.generate = generate
+
+# %% ../nbs/01_model.ipynb #9cefb097
+SAFETENSORS_NAME = "model.safetensors"
+
+def save_pretrained(model: nn.Module, out_dir, **record) -> Path:
+    "Write `model` to `out_dir`: `model.safetensors`, and `config.json` with its configuration, parameter counts and `record`."
+    from safetensors.torch import save_file
+    model, out = unwrap(model), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    with atomic_path(out / SAFETENSORS_NAME) as tmp: save_file(tensors, str(tmp), metadata={"format": "pt"})
+    config = dict(format="lmlab", model=model.config.to_dict(), params=param_counts(model), **record)
+    with atomic_path(out / "config.json") as tmp: tmp.write_text(json.dumps(config, indent=1))
+    return out
+
+def from_pretrained(cls, path, device="cpu") -> LanguageModel:
+    "The model that `save_pretrained` (or `lmlab-export`) wrote to `path`; a file that does not match its config is refused."
+    from safetensors import SafetensorError, safe_open
+    path = Path(path)
+    for name in ("config.json", SAFETENSORS_NAME):
+        if not (path / name).exists(): raise FileNotFoundError(f"no {name} in {str(path)!r}: export a run there first "
+                                                               f"(lmlab-export RUN_DIR {path})")
+    model = cls.from_config(ModelConfig.from_dict(json.loads((path / "config.json").read_text())["model"]))
+    file, expected = path / SAFETENSORS_NAME, model.state_dict()
+    try:
+        with safe_open(file, framework="pt", device="cpu") as f: tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except SafetensorError as e: raise ValueError(f"{str(file)!r} is not a readable safetensors file ({e})") from None
+    way_out = "export the run again, or pair the file with the config.json it was written with"
+    for k in expected:
+        if k not in tensors: raise ValueError(f"{str(file)!r} does not match its config.json: tensor {k!r} is missing; {way_out}")
+        if tensors[k].shape != expected[k].shape:
+            raise ValueError(f"{str(file)!r} does not match its config.json: tensor {k!r} has shape {tuple(tensors[k].shape)}, "
+                             f"the config's model needs {tuple(expected[k].shape)}; {way_out}")
+    extra = sorted(set(tensors) - set(expected))
+    if extra: raise ValueError(f"{str(file)!r} does not match its config.json: tensor {extra[0]!r} is not in the config's model; "
+                               f"{way_out}")
+    model.load_state_dict(tensors)
+    return model.to(device).eval()
+
+LanguageModel.from_pretrained = classmethod(from_pretrained)

@@ -17,11 +17,12 @@ from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, atomic_path, de
 from .model import LanguageModel, ModelConfig, param_counts, threads_for_blocks, train_flops_per_token, unwrap
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'BUDGET_FIELDS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate',
-           'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers',
-           'dist_env', 'train_step', 'measure_throughput', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB',
-           'LivePlotCB', 'plot_losses', 'default_callbacks', 'read_metrics', 'changed_configs', 'read_run',
-           'TrainingInterrupted', 'Trainer', 'train', 'finish_run', 'build_parser', 'parse_args', 'main']
+__all__ = ['CHECKPOINT_FORMAT', 'TRACKERS', 'BUDGET_FIELDS', 'WATCH_FIELDS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at',
+           'make_optimizer', 'evaluate', 'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model',
+           'resolve_device', 'loader_workers', 'dist_env', 'train_step', 'measure_throughput', 'Callback', 'ProgressCB',
+           'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses', 'default_callbacks', 'TensorBoardCB',
+           'tracker_callbacks', 'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer',
+           'train', 'finish_run', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +49,7 @@ class TrainConfig(JSONConfig):
     amp: bool = True                   # bf16 autocast on CUDA (no effect on CPU)
     compile: bool = False              # torch.compile the model
     best_name: str = "mha_model_best.pt"
+    report_to: tuple = ()              # trackers that also record the run: "tensorboard" (lmlab.interop.TRACKERS)
 
     def __post_init__(self):
         def positive(name, allow_none=False):
@@ -66,6 +68,9 @@ class TrainConfig(JSONConfig):
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0: raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not isinstance(self.num_workers, int) or self.num_workers < 0: raise ValueError(f"num_workers must be >= 0, got {self.num_workers!r}")
         object.__setattr__(self, "betas", tuple(self.betas))
+        object.__setattr__(self, "report_to", tuple(self.report_to))
+        unknown = [t for t in self.report_to if t not in TRACKERS]
+        if unknown: raise ValueError(f"unknown tracker {unknown[0]!r} in report_to: use {', '.join(sorted(TRACKERS))}")
 
 # %% ../nbs/02_train.ipynb #8bf94fd0
 def lr_at(step: int, cfg: TrainConfig, total_steps: int) -> float:
@@ -282,6 +287,35 @@ def default_callbacks() -> list[Callback]:
     except ImportError: in_ipython = False
     return [ProgressCB(), LivePlotCB()] if in_ipython else [LogLinesCB()]
 
+# %% ../nbs/02_train.ipynb #303bdb6e
+class TensorBoardCB(Callback):
+    "Every evaluation row as TensorBoard scalars, and the configuration as hparams, in `run_dir/tensorboard`."
+    SCALARS = {"loss/train": "train_loss", "loss/validation": "val_loss", "perplexity/validation": "val_ppl",
+               "learning_rate": "lr", "tokens_per_s": "tokens_per_s", "grad_norm": "grad_norm"}
+    def __init__(self):
+        try: from torch.utils.tensorboard import SummaryWriter
+        except ImportError: raise ValueError("report_to 'tensorboard' needs TensorBoard: pip install 'lmlab[tensorboard]'") from None
+        self.SummaryWriter = SummaryWriter
+    def before_fit(self, t):
+        # a resumed run trains the steps after its checkpoint again: hide what was written of them before
+        self.writer = self.SummaryWriter(str(t.run_dir / "tensorboard"), purge_step=t.step + 1 if t.step else None)
+        if t.step == 0:
+            from torch.utils.tensorboard.summary import hparams
+            flat = {f"{part}/{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
+                    for part, cfg in (("model", t.model_cfg), ("data", t.data_cfg), ("train", t.cfg))
+                    for k, v in cfg.to_dict().items() if v is not None}
+            for summary in hparams(flat, {"loss/validation": 0.0}): self.writer.file_writer.add_summary(summary)
+    def after_eval(self, t, row):
+        for tag, key in self.SCALARS.items(): self.writer.add_scalar(tag, row[key], row["step"])
+        self.writer.flush()
+    def after_fit(self, t): self.writer.close()
+
+TRACKERS = {"tensorboard": TensorBoardCB}  # report_to's names; another tracker is one more Callback here
+
+def tracker_callbacks(names) -> list[Callback]:
+    "A fresh callback for each tracker named."
+    return [TRACKERS[name]() for name in names]
+
 # %% ../nbs/02_train.ipynb #17961254
 def read_metrics(run_dir) -> list[dict]:
     "The evaluation rows of a run, in order."
@@ -290,12 +324,16 @@ def read_metrics(run_dir) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 BUDGET_FIELDS = ("epochs", "max_tokens", "max_steps")  # the only fields a resumed run may change, and only to extend it
+WATCH_FIELDS = ("report_to",)  # what watches a run, not what it is: a resumed run may add or drop trackers
 
 def changed_configs(saved: dict, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, ignore=()) -> list[str]:
     "Which of 'model', 'data', 'train' in a saved config record (config.json, or a checkpoint's) differ from these (`ignore`: fields)."
-    mine = dict(model=model_cfg.to_dict(), data=data_cfg.to_dict(), train=train_cfg.to_dict())
-    plain = lambda d: {k: v for k, v in json.loads(json.dumps(d or {})).items() if k not in ignore}
-    return [k for k in mine if plain(mine[k]) != plain(saved.get(k))]
+    cfgs = dict(model=model_cfg, data=data_cfg, train=train_cfg)
+    skip = set(ignore) | set(WATCH_FIELDS)
+    def plain(cfg, d):  # a field the record predates reads as its default
+        d = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING} | (d or {})
+        return {k: v for k, v in json.loads(json.dumps(d)).items() if k not in skip}
+    return [k for k, cfg in cfgs.items() if plain(cfg, cfg.to_dict()) != plain(cfg, saved.get(k))]
 
 def read_run(run_dir) -> dict:
     "A run's config, metrics and (if finished) summary."
@@ -326,7 +364,8 @@ class Trainer:
         self.device = resolve_device(train_cfg.device if train_cfg.device != "cuda" or self.world_size == 1 else f"cuda:{self.local_rank}")
         self.is_main = self.rank == 0
         self.loader_workers = loader_workers(train_cfg.num_workers, self.device)
-        self.callbacks = (default_callbacks() if callbacks is None else callbacks) if self.is_main else []
+        self.callbacks = ((default_callbacks() if callbacks is None else callbacks) + tracker_callbacks(train_cfg.report_to)
+                          if self.is_main else [])
         self.progress = self.is_main if progress is None else progress
         self.history: list[dict] = []
 
@@ -613,6 +652,7 @@ FIELD_HELP = {  # what each configuration field means, in its units; --help show
     "num_workers": "DataLoader worker processes (0: load in the training process; on a CPU, at most the cores left free by PyTorch's threads)",
     "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA (no effect on CPU)",
     "compile": "torch.compile the model", "best_name": "file name of the best checkpoint in the run directory",
+    "report_to": "trackers that also record the run (tensorboard: event files in RUN_DIR/tensorboard); may change on --resume",
 }
 _ARG_CHOICES = dict(schedule=["constant", "cosine"])
 
@@ -621,7 +661,8 @@ def _add_fields(parser, cls, group):
     for f in dataclasses.fields(cls):
         flag, default = "--" + f.name.replace("_", "-"), f.default
         kw = dict(default=None, help=f"{FIELD_HELP[f.name]} (default: {default})", choices=_ARG_CHOICES.get(f.name))
-        if isinstance(default, bool): g.add_argument(flag, type=_bool, metavar="BOOL", **kw)
+        if f.name == "report_to": g.add_argument(flag, nargs="*", metavar="TRACKER", **kw)
+        elif isinstance(default, bool): g.add_argument(flag, type=_bool, metavar="BOOL", **kw)
         elif isinstance(default, tuple): g.add_argument(flag, type=float, nargs=len(default), **kw)
         else:  # the field's annotation ('int | None', 'str', ...) gives the type; 'none' stands for None
             kind = {"int": int, "float": float}.get(str(f.type).split(" | ")[0], str)
@@ -661,7 +702,7 @@ def parse_args(argv=None) -> tuple:
         recorded = json.loads((run_dir / "config.json").read_text())
         diffs = [f"{k}: recorded {recorded[key].get(k)!r}, given {json.loads(json.dumps(v))!r}" for key, fields in explicit.items()
                  for k, v in fields.items() if json.loads(json.dumps(v)) != recorded[key].get(k)
-                 and not (a["extend"] and key == "train" and k in BUDGET_FIELDS)]
+                 and not (a["extend"] and key == "train" and k in BUDGET_FIELDS) and not (key == "train" and k in WATCH_FIELDS)]
         if diffs:
             p.error(f"cannot resume {str(run_dir)!r} with other settings than it recorded ({'; '.join(diffs)}): leave them out, "
                     f"add --extend to give a larger budget, or start a new run directory")
