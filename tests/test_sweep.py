@@ -120,3 +120,13 @@ trap "'{ray}' stop --force > /dev/null 2>&1" EXIT
     assert "Ray tasks on 127.0.0.1:6399" in out, out[-3000:]
     assert "killed the Ray worker of" in out, out[-3000:]
     assert records(tmp_path / "sweep") == sequential
+
+
+def _a_long_result(n, slot): return "x" * n
+
+
+def test_a_result_larger_than_a_pipe_comes_back():
+    "A long run's record can outgrow a pipe's buffer: the sweep reads it while the worker sends, instead of both waiting."
+    from lmlab.sweep import Slot, in_processes
+    results, failures = in_processes([("long", _a_long_result, (4 << 20,))], [Slot("cpu")], max_retries=0)
+    assert failures == {} and results == {"long": "x" * (4 << 20)}
