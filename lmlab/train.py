@@ -49,7 +49,7 @@ class TrainConfig(JSONConfig):
     amp: bool = True                   # bf16 autocast on CUDA (no effect on CPU)
     compile: bool = False              # torch.compile the model
     best_name: str = "mha_model_best.pt"
-    report_to: tuple = ()              # trackers that also record the run: "tensorboard" (lmlab.interop.TRACKERS)
+    report_to: tuple = ()              # trackers that also record the run: "tensorboard" (TRACKERS)
 
     def __post_init__(self):
         def positive(name, allow_none=False):
