@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """What a scaling sweep costs: the same sweep one run at a time and several at once, measured side by side in one run.
 
-    python bench/sweep.py                              # CPU: the planted sweep, sequential and with 2 workers, idle and under load
-    python bench/sweep.py --preset planted-small       # the same, smaller (about a minute a variant)
+    python bench/sweep.py                              # CPU: the planted-small sweep, sequential and with 2 workers, idle and under load
+    python bench/sweep.py --preset planted             # the scaling notebook's quick sweep (several minutes a variant)
     python bench/sweep.py --device cuda                # a GPU: 1, 2, 4 and 8 runs sharing it, and the WikiText-103 plan's cost
 
 CPU. Three ways to run the same plan, each in a fresh process, timed end to end (data cached beforehand):
@@ -119,7 +119,7 @@ def gpu(a):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    ap.add_argument("--preset", default="planted", help="the CPU sweep (default: planted, the notebook's quick sweep)")
+    ap.add_argument("--preset", default="planted-small", help="the CPU sweep (default: planted-small, about a minute a variant)")
     ap.add_argument("--repeats", type=int, default=1, help="CPU: runs of each variant; the best is kept")
     ap.add_argument("--runs-per-gpu", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--steps", type=int, default=10, help="GPU: timed steps per measurement")
