@@ -100,9 +100,11 @@ def _data_dir(data_dir):
     "An explicit `data_dir`, else `LMLAB_WIKITEXT_DIR`, else None (the hub)."
     return data_dir if data_dir is not None else os.environ.get("LMLAB_WIKITEXT_DIR") or None
 
+def _hub_offline() -> bool: return bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"))
+
 def hub_reachable(timeout: float = 1.0) -> bool:
     "Can this machine open a connection to the Hugging Face hub (`HF_ENDPOINT`)? False in offline mode; True behind a proxy."
-    if os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"): return False
+    if _hub_offline(): return False
     if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")): return True  # cannot tell
     url = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
     try: socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
@@ -113,8 +115,8 @@ def load_wikitext(config: str = "wikitext-2-raw-v1", data_dir=None, splits=SPLIT
     "A `datasets.DatasetDict` of WikiText `splits`: from `data_dir` (or `LMLAB_WIKITEXT_DIR`) if given, else from the hub."
     import datasets
     config, data_dir = wikitext_config(config), _data_dir(data_dir)
-    offline = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE")
-    if data_dir is None and not offline and not hub_reachable():  # one second, not datasets' half a minute of retries
+    # offline, datasets may hold a copy in its cache; online, a one-second test instead of its half minute of retries
+    if data_dir is None and not _hub_offline() and not hub_reachable():
         raise ConnectionError(f"cannot reach the Hugging Face hub to load {WIKITEXT_HUB!r} ({config}): set LMLAB_WIKITEXT_DIR (or "
                               f"data_dir=, --data-dir) to a folder holding its parquet files or wiki.*.raw files; for a copy "
                               f"already in datasets' cache, set HF_DATASETS_OFFLINE=1")

@@ -16,8 +16,8 @@ from tqdm.auto import tqdm
 from .chinchilla import SWEEP_PRESETS, SweepPlan, SweepRun, _duration, preset_plan, run_record
 from .data import DataConfig
 from .model import train_flops_per_token
-from .train import (Callback, TrainConfig, TrainingInterrupted, _fail, _Parser, changed_configs, finish_run,
-                         measure_throughput, read_metrics, read_run)
+from .train import (Callback, TrainConfig, TrainingInterrupted, _fail, _Parser, finish_run, measure_throughput,
+                         read_metrics, this_run)
 
 # %% auto #0
 __all__ = ['RUNS_PER_GPU', 'Slot', 'cpu_cores', 'device_slots', 'describe_slots', 'enter_slot', 'train_run', 'SweepError',
@@ -213,13 +213,8 @@ def _cost(run: SweepRun) -> float:
 def _finished_record(sweep_dir: Path, run: SweepRun, data_cfg: DataConfig) -> dict | None:
     "The record of a run finished in `sweep_dir`; None if it has not finished; an error if its directory holds another."
     run_dir = sweep_dir / run.name
-    if not (run_dir / "config.json").exists(): return None
-    saved = read_run(run_dir)
-    run_data = dataclasses.replace(data_cfg, seq_len=run.model.max_seq_len)
-    changed = changed_configs(saved["config"], run.model, run_data, run.train)
-    if changed: raise ValueError(f"{str(run_dir)!r} holds a different run: its {', '.join(changed)} configuration "
-                                 f"differs. Move it or choose another sweep directory")
-    return run_record(run_dir, run.budget) if saved["summary"] is not None else None
+    saved = this_run(run_dir, run.model, dataclasses.replace(data_cfg, seq_len=run.model.max_seq_len), run.train)
+    return run_record(run_dir, run.budget) if saved is not None and saved["summary"] is not None else None
 
 def run_sweep(sweep_dir, plan: SweepPlan, data_cfg: DataConfig, workers: int | None = None, device: str = "auto",
               threads_per_run: int = 1, runs_per_gpu: int | None = None, executor: str = "local",

@@ -22,7 +22,7 @@ __all__ = ['CHECKPOINT_FORMAT', 'TRACKERS', 'BUDGET_FIELDS', 'WATCH_FIELDS', 'PR
            'resolve_device', 'loader_workers', 'dist_env', 'train_step', 'measure_throughput', 'Callback', 'ProgressCB',
            'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses', 'default_callbacks', 'TensorBoardCB',
            'tracker_callbacks', 'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer',
-           'train', 'finish_run', 'build_parser', 'parse_args', 'main']
+           'train', 'finish_run', 'this_run', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -601,14 +601,19 @@ def train(run_dir, model_cfg: ModelConfig = ModelConfig(), data_cfg: DataConfig 
 
 def finish_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, callbacks: list[Callback] | None = None) -> dict:
     "Bring the run in `run_dir` to its end: start it, resume it if interrupted, or just return the summary if it has finished."
-    run_dir = Path(run_dir)
-    if (run_dir / "config.json").exists():  # whatever is there must be this run
-        run = read_run(run_dir)
-        changed = changed_configs(run["config"], model_cfg, data_cfg, train_cfg)
-        if changed: raise ValueError(f"{str(run_dir)!r} holds a different run: its {', '.join(changed)} configuration differs. "
-                                     f"Move it or choose another run directory")
-        if run["summary"] is not None: return run["summary"]
+    run = this_run(run_dir, model_cfg, data_cfg, train_cfg)
+    if run is not None and run["summary"] is not None: return run["summary"]
     return train(run_dir, model_cfg, data_cfg, train_cfg, resume=True, callbacks=callbacks)
+
+def this_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig) -> dict | None:
+    "The run in `run_dir` (`read_run`) if it is this one; None if there is none yet; an error naming what differs if another."
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists(): return None
+    run = read_run(run_dir)
+    changed = changed_configs(run["config"], model_cfg, data_cfg, train_cfg)
+    if changed: raise ValueError(f"{str(run_dir)!r} holds a different run: its {', '.join(changed)} configuration differs. "
+                                 f"Move it or choose another directory")
+    return run
 
 # %% ../nbs/02_train.ipynb #70b1cc80
 PROFILES = {
