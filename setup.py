@@ -26,7 +26,8 @@ setuptools.setup(
                 + ['Programming Language :: Python :: ' + v for v in py_versions],
     url=cfg['git_url'],
     # Only the library: tests/, nbs/ and scripts/ are not shipped.
-    packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
+    # namespace packages too: lmlab/tasks holds lm-eval's task files, data without an __init__.py
+    packages=setuptools.find_namespace_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
     install_requires=shlex.split(cfg.get('requirements', '')),
     # each `<name>_requirements` of settings.ini is the extra `lmlab[<name>]`

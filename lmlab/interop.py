@@ -11,7 +11,8 @@ from .model import SAFETENSORS_NAME, LanguageModel, ModelConfig, save_pretrained
 from .train import _fail, _Parser, load_checkpoint, load_model, resolve_device
 
 # %% auto #0
-__all__ = ['checkpoint_path', 'export_run', 'load_any', 'export_parser', 'export_main', 'generate_parser', 'generate_main']
+__all__ = ['checkpoint_path', 'export_run', 'load_any', 'export_parser', 'export_main', 'model_arguments', 'generate_parser',
+           'generate_main', 'eval_main']
 
 # %% ../nbs/08_interop.ipynb #b539bd1d
 def checkpoint_path(run_dir, checkpoint: str = "best") -> Path:
@@ -59,18 +60,22 @@ def export_main(argv=None):
     print(f"wrote {out / SAFETENSORS_NAME} and {out / 'config.json'} ({params['total']:,} parameters, "
           f"{params['kaplan']:,} by Kaplan's count)")
 
+def model_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "What every command that reads a model takes: a run directory or an export, which checkpoint, the device, --debug."
+    p.add_argument("path", help="a run directory, or an lmlab-export folder")
+    p.add_argument("--checkpoint", choices=["best", "last"], default="best", help="of a run directory (default: best)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
+    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
+    return p
+
 def generate_parser() -> argparse.ArgumentParser:
     "The `lmlab-generate` command line; its defaults are `lmlab.lab.samples`'s."
-    p = _Parser(prog="lmlab-generate", description="Sample text from a run's model, or from an export.")
-    p.add_argument("path", help="a run directory, or an lmlab-export folder")
+    p = model_arguments(_Parser(prog="lmlab-generate", description="Sample text from a run's model, or from an export."))
     p.add_argument("--prompt", required=True, help="the text to continue")
     p.add_argument("--max-new-tokens", type=int, default=40, help="tokens to sample (default: 40)")
     p.add_argument("--temperature", type=float, default=0.8, help="0: always the most likely token (default: 0.8)")
     p.add_argument("--top-k", type=int, default=40, help="sample among the k most likely tokens (default: 40)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the sampling (default: 0)")
-    p.add_argument("--checkpoint", choices=["best", "last"], default="best", help="of a run directory (default: best)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default: cpu)")
-    p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     return p
 
 def generate_main(argv=None):
@@ -81,3 +86,12 @@ def generate_main(argv=None):
         text = model.generate(a.prompt, max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k, seed=a.seed)
     except (ValueError, OSError) as e: _fail(f"lmlab-generate: error: {e}", 1, a.debug)
     print(text)
+
+# %% ../nbs/08_interop.ipynb #15ce3b25
+def eval_main(argv=None):
+    "Entry point of `lmlab-eval` (`lmlab.harness.main`): it needs lm-evaluation-harness, an optional part of lmlab."
+    try: from lmlab.harness import main
+    except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] != "lm_eval": raise
+        _fail("lmlab-eval: error: lm-evaluation-harness is not installed: pip install 'lmlab[eval]'", 1, "--debug" in (argv or sys.argv))
+    main(argv)
