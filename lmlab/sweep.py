@@ -258,7 +258,8 @@ def run_sweep(sweep_dir, plan: SweepPlan, data_cfg: DataConfig, workers: int | N
     return records
 
 # %% ../nbs/07_sweep.ipynb #5e607982
-_PASSED_ON = ("LMLAB_WIKITEXT_DIR", "LMLAB_CACHE", "LMLAB_GPT2_BPE_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+_PASSED_ON = ("LMLAB_WIKITEXT_DIR", "LMLAB_CACHE", "LMLAB_GPT2_BPE_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
+              "WANDB_MODE", "WANDB_PROJECT")  # where data comes from, and where trackers write: the same on every node
 
 def _ray_task(sweep_dir, run, data_cfg, slot):
     return train_run(sweep_dir, run, data_cfg, slot=slot)
@@ -344,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "('auto': the one `ray start` made here; 'local': a new one on this machine)")
     p.add_argument("--max-retries", type=int, default=2, help="restarts of a run whose worker died (default: 2)")
     p.add_argument("--report-to", nargs="*", default=[], metavar="TRACKER",
-                   help="trackers for every run: tensorboard (then: tensorboard --logdir SWEEP_DIR)")
+                   help="trackers for every run: tensorboard (then: tensorboard --logdir SWEEP_DIR), wandb")
     p.add_argument("--cache-dir", help="token cache (default: LMLAB_CACHE, else ~/.cache/lmlab)")
     p.add_argument("--plan-only", action="store_true", help="print the plan and stop")
     p.add_argument("--debug", action="store_true", help="on an error, show the full traceback")

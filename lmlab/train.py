@@ -17,12 +17,13 @@ from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, atomic_path, de
 from .model import LanguageModel, ModelConfig, param_counts, threads_for_blocks, train_flops_per_token, unwrap
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'TRACKERS', 'BUDGET_FIELDS', 'WATCH_FIELDS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at',
-           'make_optimizer', 'evaluate', 'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model',
-           'resolve_device', 'loader_workers', 'dist_env', 'train_step', 'measure_throughput', 'Callback', 'ProgressCB',
-           'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses', 'default_callbacks', 'TensorBoardCB',
-           'tracker_callbacks', 'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer',
-           'train', 'finish_run', 'this_run', 'build_parser', 'parse_args', 'main']
+__all__ = ['CHECKPOINT_FORMAT', 'TRACKED_SCALARS', 'TRACKERS', 'BUDGET_FIELDS', 'WATCH_FIELDS', 'PROFILES', 'FIELD_HELP',
+           'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate', 'save_checkpoint', 'CheckpointError',
+           'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers', 'dist_env', 'train_step',
+           'measure_throughput', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses',
+           'default_callbacks', 'flat_config', 'TensorBoardCB', 'WandbCB', 'tracker_callbacks', 'read_metrics',
+           'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer', 'train', 'finish_run', 'this_run',
+           'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,7 @@ class TrainConfig(JSONConfig):
     amp: bool = True                   # bf16 autocast on CUDA (no effect on CPU)
     compile: bool = False              # torch.compile the model
     best_name: str = "mha_model_best.pt"
-    report_to: tuple = ()              # trackers that also record the run: "tensorboard" (TRACKERS)
+    report_to: tuple = ()              # trackers that also record the run: "tensorboard", "wandb" (TRACKERS)
 
     def __post_init__(self):
         def positive(name, allow_none=False):
@@ -288,10 +289,17 @@ def default_callbacks() -> list[Callback]:
     return [ProgressCB(), LivePlotCB()] if in_ipython else [LogLinesCB()]
 
 # %% ../nbs/02_train.ipynb #303bdb6e
+TRACKED_SCALARS = {"loss/train": "train_loss", "loss/validation": "val_loss", "perplexity/validation": "val_ppl",
+                   "learning_rate": "lr", "tokens_per_s": "tokens_per_s", "grad_norm": "grad_norm"}  # tag: metrics.jsonl key
+
+def flat_config(t) -> dict:
+    "A trainer's configuration as one flat dict of plain values (`'model/d_model': 16`), the form trackers take."
+    return {f"{part}/{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
+            for part, cfg in (("model", t.model_cfg), ("data", t.data_cfg), ("train", t.cfg))
+            for k, v in cfg.to_dict().items() if v is not None}
+
 class TensorBoardCB(Callback):
     "Every evaluation row as TensorBoard scalars, and the configuration as hparams, in `run_dir/tensorboard`."
-    SCALARS = {"loss/train": "train_loss", "loss/validation": "val_loss", "perplexity/validation": "val_ppl",
-               "learning_rate": "lr", "tokens_per_s": "tokens_per_s", "grad_norm": "grad_norm"}
     def __init__(self):
         try: from torch.utils.tensorboard import SummaryWriter
         except ImportError: raise ValueError("report_to 'tensorboard' needs TensorBoard: pip install 'lmlab[tensorboard]'") from None
@@ -301,16 +309,38 @@ class TensorBoardCB(Callback):
         self.writer = self.SummaryWriter(str(t.run_dir / "tensorboard"), purge_step=t.step + 1 if t.step else None)
         if t.step == 0:
             from torch.utils.tensorboard.summary import hparams
-            flat = {f"{part}/{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
-                    for part, cfg in (("model", t.model_cfg), ("data", t.data_cfg), ("train", t.cfg))
-                    for k, v in cfg.to_dict().items() if v is not None}
-            for summary in hparams(flat, {"loss/validation": 0.0}): self.writer.file_writer.add_summary(summary)
+            for summary in hparams(flat_config(t), {"loss/validation": 0.0}): self.writer.file_writer.add_summary(summary)
     def after_eval(self, t, row):
-        for tag, key in self.SCALARS.items(): self.writer.add_scalar(tag, row[key], row["step"])
+        for tag, key in TRACKED_SCALARS.items(): self.writer.add_scalar(tag, row[key], row["step"])
         self.writer.flush()
     def after_fit(self, t): self.writer.close()
 
-TRACKERS = {"tensorboard": TensorBoardCB}  # report_to's names; another tracker is one more Callback here
+
+# %% ../nbs/02_train.ipynb #3a3f6318
+class WandbCB(Callback):
+    "Every evaluation row and the configuration to Weights & Biases, offline unless `WANDB_MODE` says otherwise: `run_dir/wandb`."
+    STATE = "lmlab-run.json"  # in run_dir/wandb: the W&B run's id and the last step logged, for a resume to go on from
+    def __init__(self):
+        try: import wandb
+        except ImportError: raise ValueError("report_to 'wandb' needs W&B: pip install 'lmlab[wandb]'") from None
+        self.wandb = wandb
+    def before_fit(self, t):
+        self.state_file = t.run_dir / "wandb" / self.STATE
+        resumed = t.step > 0 and self.state_file.exists()
+        self.state = json.loads(self.state_file.read_text()) if resumed else dict(id=None, step=0)  # None: W&B picks an id
+        self.run = self.wandb.init(
+            dir=str(t.run_dir), id=self.state["id"], resume="allow", name=t.run_dir.name, config=flat_config(t),
+            project=os.environ.get("WANDB_PROJECT", "lmlab"), mode=os.environ.get("WANDB_MODE", "offline"),
+            settings=self.wandb.Settings(silent=True, console="off", save_code=False, disable_git=True, x_disable_stats=True))
+        self.state["id"] = self.run.id
+    def after_eval(self, t, row):
+        if row["step"] <= self.state["step"]: return  # a resumed run trains the steps after its checkpoint again: once is enough
+        self.run.log({tag: row[key] for tag, key in TRACKED_SCALARS.items()}, step=row["step"])
+        self.state["step"] = row["step"]
+        with atomic_path(self.state_file) as tmp_path: tmp_path.write_text(json.dumps(self.state))
+    def after_fit(self, t): self.run.finish()
+
+TRACKERS = {"tensorboard": TensorBoardCB, "wandb": WandbCB}  # report_to's names; another tracker is one more Callback here
 
 def tracker_callbacks(names) -> list[Callback]:
     "A fresh callback for each tracker named."
@@ -657,7 +687,8 @@ FIELD_HELP = {  # what each configuration field means, in its units; --help show
     "num_workers": "DataLoader worker processes (0: load in the training process; on a CPU, at most the cores left free by PyTorch's threads)",
     "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA (no effect on CPU)",
     "compile": "torch.compile the model", "best_name": "file name of the best checkpoint in the run directory",
-    "report_to": "trackers that also record the run (tensorboard: event files in RUN_DIR/tensorboard); may change on --resume",
+    "report_to": "trackers that also record the run (tensorboard: event files in RUN_DIR/tensorboard; wandb: W&B, "
+                 "offline unless WANDB_MODE is set, in RUN_DIR/wandb); may change on --resume",
 }
 _ARG_CHOICES = dict(schedule=["constant", "cosine"])
 

@@ -146,17 +146,21 @@ def test_an_unreachable_hub_fails_at_once_in_one_line(tmp_path):
     assert seconds < 15, seconds
 
 
-def test_report_to_tensorboard_reads_back_as_metrics_and_resume_adds_no_step_twice(tmp_path):
+def test_report_to_tensorboard_and_wandb_read_back_as_metrics_and_resume_adds_no_step_twice(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     import numpy as np
     cache, rd = tmp_path / "cache", tmp_path / "r"
-    run(train_cmd(rd, cache, "--max-steps", "4", "--batch-size", "4", "--eval-every", "2", "--report-to", "tensorboard"), env=ENV)
-    run([BIN / "lmlab-train", "--run-dir", rd, "--resume", "--extend", "--max-steps", "6", "--report-to", "tensorboard"], env=ENV)
+    trackers = ["--report-to", "tensorboard", "wandb"]
+    run(train_cmd(rd, cache, "--max-steps", "4", "--batch-size", "4", "--eval-every", "2", *trackers), env=ENV)
+    run([BIN / "lmlab-train", "--run-dir", rd, "--resume", "--extend", "--max-steps", "6", *trackers], env=ENV)
     acc = EventAccumulator(str(rd / "tensorboard")); acc.Reload()
     rows = metrics(rd, drop=())
     for tag, key in (("loss/train", "train_loss"), ("loss/validation", "val_loss"), ("learning_rate", "lr"),
                      ("tokens_per_s", "tokens_per_s"), ("grad_norm", "grad_norm"), ("perplexity/validation", "val_ppl")):
         assert [(e.step, e.value) for e in acc.Scalars(tag)] == [(r["step"], float(np.float32(r[key]))) for r in rows], tag
     assert [r["step"] for r in rows] == [2, 4, 6]
-    res = run(train_cmd(tmp_path / "x", cache, "--report-to", "wandb"), env=ENV, check=False)
-    one_line_error(res, "unknown tracker 'wandb'")
+    # W&B offline, beside it: one W&B run in two parts (the train notebook reads its records back)
+    state = json.loads((rd / "wandb" / "lmlab-run.json").read_text())
+    assert state["step"] == 6 and len(list(rd.glob(f"wandb/offline-run-*-{state['id']}/run-{state['id']}.wandb"))) == 2
+    res = run(train_cmd(tmp_path / "x", cache, "--report-to", "mlflow"), env=ENV, check=False)
+    one_line_error(res, "unknown tracker 'mlflow' in report_to: use tensorboard, wandb")
