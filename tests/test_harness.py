@@ -79,3 +79,14 @@ def test_lmlab_eval_errors_are_one_line(tmp_path):
     res = run([sys.executable, "-c", no_extra, rd], env=ENV, check=False)
     assert res.returncode == 1 and res.stderr.strip() == ("lmlab-eval: error: lm-evaluation-harness is not installed: "
                                                           "pip install 'lmlab[eval]'"), res.stderr
+
+
+def test_lm_evals_own_command_reads_the_shipped_task(tmp_path):
+    "lm_eval itself, with any model it knows (its dummy one here), scores lmlab_wikitext's articles from --metadata."
+    tasks_dir = run([sys.executable, "-c", "import lmlab.harness as h; print(h.TASKS_DIR)"], env=ENV).stdout.strip()
+    metadata = json.dumps(dict(dataset="synthetic", synthetic_articles=16, cache_dir=str(tmp_path / "cache")))
+    res = run([BIN / "lm_eval", "--model", "dummy", "--include_path", tasks_dir, "--tasks", "lmlab_wikitext",
+               "--metadata", metadata, "--output_path", tmp_path / "out"], env=ENV, cwd=tmp_path)
+    assert "lmlab_wikitext" in res.stdout and "word_perplexity" in res.stdout
+    results, = (tmp_path / "out").rglob("results_*.json")
+    assert json.loads(results.read_text())["results"]["lmlab_wikitext"]["sample_len"] == 8  # the generated test articles
