@@ -45,7 +45,6 @@ class LMLabLM(TemplateLM):
         super().__init__()
         if int(batch_size) < 1: raise ValueError(f"batch_size must be positive, got {batch_size!r}")
         record = _model_record(path)
-        self.path, self.record = Path(path), record
         self._device = resolve_device(str(device))
         self.model = load_any(path, checkpoint, self._device).eval()
         trained = (record.get("data") or {}).get("seq_len") or record["model"]["max_seq_len"]
