@@ -8,7 +8,7 @@ PIPQ   := 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || t
 # torch==2.13.0 first: a plain `torch` requirement could otherwise pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
 
-.PHONY: setup run test test-nbs test-py export clean-nbs readme html docs bench
+.PHONY: setup run test test-nbs test-py export clean-nbs readme html docs bench gpu-check
 
 $(VENV)/.installed: setup.py settings.ini pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,3 +52,6 @@ bench: setup  ## Benchmarks, lmlab beside a plain baseline; results in bench/res
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/tokenization.py
 	$(BIN)/python bench/sweep.py
+
+gpu-check: setup  ## On a GPU machine: GPU tests, benchmarks, a real sweep and lmlab-eval on CUDA, at most 8 minutes
+	$(BIN)/python scripts/gpu_check.py

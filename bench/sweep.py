@@ -4,6 +4,7 @@
     python bench/sweep.py                              # CPU: the planted-small sweep, sequential and with 2 workers, idle and under load
     python bench/sweep.py --preset planted             # the scaling notebook's quick sweep (several minutes a variant)
     python bench/sweep.py --device cuda                # a GPU: 1, 2, 4 and 8 runs sharing it, and the WikiText-103 plan's cost
+    python bench/sweep.py --device cuda --runs-per-gpu 1 4 --measure-plan 0.05   # ... and the plan cut to 5%, trained
 
 CPU. Three ways to run the same plan, each in a fresh process, timed end to end (data cached beforehand):
   - baseline: the sweep as lmlab ran it before lmlab.sweep, one run after another in one process on all of PyTorch's threads;
@@ -14,7 +15,10 @@ another process keeps one core busy (bench/train_step.py's busy_core). The estim
 before a sweep starts (measure_slots + estimate_wall_seconds) is printed beside the measured times.
 
 GPU. For each width of the default WikiText-103 plan, the tokens per second of one run while k = 1, 2, 4, 8 runs share one
-GPU (measure_slots), the GPU's total, and the plan's wall time by that measured throughput with k runs at once.
+GPU (measure_slots, each width's figure printed as it comes), the GPU's total, and the plan's wall time by that measured
+throughput with k runs at once. --measure-plan FRACTION then trains the plan's runs cut to FRACTION of their tokens with
+the best k, on a generated corpus of WikiText-103's size in GPT-2 tokens, and prints the measured time beside the
+estimate and the full plan's time extrapolated from it. Without a GPU, --device cuda stops in one line.
 Results: bench/results/sweep-<device>.json.
 """
 import argparse, json, os, platform, subprocess, sys, tempfile, time
@@ -96,24 +100,92 @@ def cpu(a):
 
 
 def gpu(a):
+    """Runs per GPU, with and without CUDA MPS: each width's tokens/s per run with k runs sharing the GPU, and the plan's
+    wall time from them; then --measure-plan with the best setup."""
     import torch
     from lmlab.chinchilla import _duration, preset_plan
-    from lmlab.sweep import device_slots, estimate_wall_seconds, measure_slots
+    from lmlab.sweep import device_slots, estimate_wall_seconds, measure_slots, with_train
     plan, _ = preset_plan("wikitext-103", unique_tokens=a.unique_tokens)
-    speeds = {k: measure_slots(plan, device_slots("cuda:0", runs_per_gpu=k), steps=a.steps) for k in a.runs_per_gpu}
-    wall = {k: estimate_wall_seconds(plan, speeds[k], k) for k in a.runs_per_gpu}
-    widths = sorted(speeds[a.runs_per_gpu[0]])
-    head = "| width | " + " | ".join(f"{k} at once: per run / GPU total (tok/s)" for k in a.runs_per_gpu) + " |"
-    print(f"\nThe default WikiText-103 plan ({len(plan.runs)} runs, {plan.total_tokens / 1e9:.2f}B tokens) on {torch.cuda.get_device_name()}\n")
-    print(head + "\n|---:|" + "---:|" * len(a.runs_per_gpu))
-    rows = [[str(d)] + [f"{speeds[k][d]:,.0f} / {k * speeds[k][d]:,.0f}" for k in a.runs_per_gpu] for d in widths]
-    rows.append(["whole plan, wall time"] + [_duration(wall[k]) for k in a.runs_per_gpu])
+    if a.cuda_graphs: plan = with_train(plan, cuda_graphs=True)
+    name = torch.cuda.get_device_name()
+    print(f"The default WikiText-103 plan ({len(plan.runs)} runs, {plan.total_tokens / 1e9:.2f}B tokens) on {name}", flush=True)
+    setups = [(k, mps) for k in a.runs_per_gpu for mps in (a.mps if k > 1 else ["off"])]  # one run alone: nothing to share
+    label = lambda k, mps: f"{k} at once" + (f", mps {mps}" if k > 1 else "")
+    speeds = {}
+    for k, mps in setups:
+        print(f"\n{label(k, mps)}:", flush=True)
+        speeds[label(k, mps)] = measure_slots(plan, device_slots("cuda:0", runs_per_gpu=k), steps=a.steps, wait_s=a.wait_s,
+                                              log=lambda line: print("  " + line, flush=True), mps=mps)
+    runs_at_once = {label(k, mps): k for k, mps in setups}
+    wall = {s: estimate_wall_seconds(plan, speeds[s], runs_at_once[s]) for s in speeds}
+    widths = sorted(next(iter(speeds.values())))
+    alone = label(min(a.runs_per_gpu), "off")
+    total = lambda s: sum(runs_at_once[s] * speeds[s][d] for d in widths)
+    gain = {s: total(s) / total(alone) for s in speeds}
+    head = ["width"] + [f"{s}: per run / GPU total (tok/s)" for s in speeds]
+    rows = [[str(d)] + [f"{speeds[s][d]:,.0f} / {runs_at_once[s] * speeds[s][d]:,.0f}" for s in speeds] for d in widths]
+    rows.append(["GPU total vs " + alone] + [f"{gain[s]:.2f}x" for s in speeds])
+    rows.append(["whole plan, wall time (estimated)"] + [_duration(wall[s]) for s in speeds])
+    print("\n| " + " | ".join(head) + " |\n|---:|" + "---:|" * len(speeds))
     for r in rows: print("| " + " | ".join(r) + " |")
     best = min(wall, key=wall.get)
-    print(f"\nsequential: {_duration(wall[1] if 1 in wall else float('nan'))}; best: {best} runs at once, {_duration(wall[best])} "
-          f"(target: 30 min or less)")
-    return dict(device=torch.cuda.get_device_name(), runs=len(plan.runs), tokens=plan.total_tokens, tokens_per_s=speeds,
-                wall_s=wall, best_runs_per_gpu=best, table=[head.strip("| ").split(" | ")] + rows)
+    print(f"\nbest: {best}, {_duration(wall[best])} for the whole plan (target: 10 min or less); the GPU's total "
+          f"throughput {gain[best]:.2f}x {alone}'s, summed over the widths (target: 3x)")
+    out = dict(device=name, runs=len(plan.runs), tokens=plan.total_tokens, tokens_per_s=speeds, wall_s=wall,
+               total_throughput_gain=gain, best=dict(setup=best, runs_per_gpu=runs_at_once[best]), alone=alone,
+               table=[head] + rows)
+    if a.measure_plan:
+        k, mps = next((k, m) for k, m in setups if label(k, m) == best)
+        out["measured_plan"] = measure_plan(plan, a.measure_plan, device_slots("cuda:0", runs_per_gpu=k), speeds[best],
+                                            a.unique_tokens, mps=mps)
+    return out
+
+
+def _train_cut_run(run, corpus, sweep_dir, slot):
+    "One run of the cut plan in a sweep worker, on the generated corpus: its tokens seen."
+    import numpy as np
+    from lmlab.sweep import enter_slot
+    from lmlab.train import Trainer
+    enter_slot(slot)
+    ids = {split: np.memmap(path, dtype=np.uint16, mode="r") for split, path in corpus.items()}
+    summary = Trainer(Path(sweep_dir) / run.name, run.model, train_cfg=run.train, callbacks=[], progress=False,
+                      corpus=ids).fit()
+    return summary["tokens_seen"]
+
+
+def measure_plan(plan, fraction, slots, speeds, unique_tokens, val_tokens=65_536, mps="off"):
+    """Train every run of `plan` cut to `fraction` of its tokens on `slots`, longest first as run_sweep schedules them, on
+    uniform random GPT-2 ids as many as `unique_tokens` (timing does not depend on what the text says). The measured time
+    beside the estimate from `speeds` (tokens/s per run by width), and the full plan's time extrapolated from it."""
+    import dataclasses, numpy as np
+    from lmlab.chinchilla import _duration
+    from lmlab.sweep import _cost, estimate_wall_seconds, gpu_sharing, in_processes
+    cut_runs = []
+    for r in plan.runs:
+        steps = max(1, round(r.D * fraction) // (plan.batch_size * plan.seq_len))
+        tokens = steps * plan.batch_size * plan.seq_len
+        train = dataclasses.replace(r.train, max_tokens=tokens, eval_every=None, warmup_steps=min(r.train.warmup_steps, steps // 10))
+        cut_runs.append(dataclasses.replace(r, train=train, D=tokens))
+    cut = dataclasses.replace(plan, runs=cut_runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        corpus = {}
+        for split, n in (("train", unique_tokens), ("validation", val_tokens)):
+            corpus[split] = str(Path(tmp) / f"{split}.bin")
+            np.random.default_rng(len(split)).integers(0, 50257, n, dtype=np.uint16).tofile(corpus[split])
+        jobs = [(r.name, _train_cut_run, (r, corpus, str(Path(tmp) / "sweep"))) for r in sorted(cut.runs, key=_cost, reverse=True)]
+        print(f"\nthe plan cut to {fraction:g} of its tokens ({cut.total_tokens / 1e6:,.1f}M tokens), "
+              f"{len(slots)} runs at once:", flush=True)
+        t0 = time.perf_counter()
+        with gpu_sharing(slots, mps) as shared: results, failures = in_processes(jobs, shared, max_retries=0)
+        measured = time.perf_counter() - t0
+    if failures: sys.exit("bench/sweep.py: the cut plan failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
+    estimated = estimate_wall_seconds(cut, speeds, len(slots))
+    full_estimate = estimate_wall_seconds(plan, speeds, len(slots))
+    print(f"  measured {_duration(measured)}, estimated {_duration(estimated)} (training only: each run's start and final "
+          f"evaluation are in the measured time); the full plan: {_duration(measured / fraction)} extrapolated from "
+          f"the measured time, {_duration(full_estimate)} estimated (target: 10 min or less)")
+    return dict(fraction=fraction, runs_at_once=len(slots), tokens=cut.total_tokens, measured_s=measured,
+                estimated_s=estimated, full_extrapolated_s=measured / fraction, full_estimated_s=full_estimate)
 
 
 def main():
@@ -123,12 +195,28 @@ def main():
     ap.add_argument("--repeats", type=int, default=1, help="CPU: runs of each variant; the best is kept")
     ap.add_argument("--runs-per-gpu", type=int, nargs="+", default=[1, 2, 4, 8])
     ap.add_argument("--steps", type=int, default=10, help="GPU: timed steps per measurement")
+    ap.add_argument("--mps", nargs="+", choices=["auto", "on", "off"], default=["off", "auto"],
+                    help="GPU: CUDA MPS settings to measure each k > 1 with (gpu_sharing); 'off auto' compares them")
+    ap.add_argument("--cuda-graphs", action="store_true", help="GPU: every run's steps replayed as CUDA graphs")
+    ap.add_argument("--wait-s", type=float, default=300, help="GPU: the longest any slot may take to warm up or time a width")
+    ap.add_argument("--measure-plan", type=float, metavar="FRACTION",
+                    help="GPU: also train the plan's runs cut to FRACTION of their tokens (0.05 fits in minutes), timed")
     ap.add_argument("--unique-tokens", type=int, default=115_000_000, help="GPU: WikiText-103's training tokens, for the plan")
     ap.add_argument("--cache-dir", default=str(Path(tempfile.gettempdir()) / "lmlab-bench-cache"))
     ap.add_argument("--child"); ap.add_argument("--out")
     a = ap.parse_args()
     if a.child: return child(a)
-    result = cpu(a) if a.device == "cpu" else gpu(a)
+    if a.measure_plan is not None and not 0 < a.measure_plan <= 1:
+        sys.exit(f"bench/sweep.py: --measure-plan must be a fraction in (0, 1], got {a.measure_plan}")
+    if a.device == "cuda":
+        import torch
+        if not torch.cuda.is_available():  # before any worker starts
+            sys.exit(f"bench/sweep.py: --device cuda asked for, but this machine has no CUDA GPU that torch "
+                     f"{torch.__version__} can use: run it on a GPU machine, or without --device cuda")
+    from lmlab.sweep import SlotError
+    try: result = cpu(a) if a.device == "cpu" else gpu(a)
+    except SlotError as e: sys.exit(f"bench/sweep.py: {e}")
+    except KeyboardInterrupt: sys.exit("bench/sweep.py: interrupted; every worker was stopped")
     result.update(commit=commit(), args={k: v for k, v in vars(a).items() if k not in ("child", "out")})
     out = HERE / "results" / f"sweep-{a.device}.json"
     out.write_text(json.dumps(result, indent=1, default=str))

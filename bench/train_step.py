@@ -3,6 +3,7 @@
 
     python bench/train_step.py                         # CPU, Experiment 1's batch of 8 x 512
     python bench/train_step.py --device cuda --batch-size 32 --compile   # a GPU, Experiment 2's batch
+    python bench/train_step.py --device cuda --batch-size 32 --cuda-graphs   # ... and each step replayed as a CUDA graph
 
 The baseline is the same LanguageModel computing full float32 logits and F.cross_entropy (as nanoGPT does), trained by
 a plain loop with the same optimizer, on the same batches. lmlab is its Trainer (chunked loss on a CPU, the fused loss kernels and bf16 autocast on CUDA).
@@ -47,10 +48,12 @@ def child_train(a):
     train_ids, val_ids = tokens(2_000_000, 1), tokens(a.seq_len * 4 + 1, 2)
     rss0 = peak_mb(device)
     n_steps = a.warmup + a.steps
-    mcfg = ModelConfig(max_seq_len=a.seq_len, chunked_loss=a.mode == "lmlab")
-    tcfg = TrainConfig(epochs=None, max_steps=n_steps, batch_size=a.batch_size, device=a.device, compile=a.compile, seed=0)
+    mcfg = ModelConfig(max_seq_len=a.seq_len, chunked_loss=a.mode != "baseline")
+    tcfg = TrainConfig(epochs=None, max_steps=n_steps, batch_size=a.batch_size, device=a.device, seed=0,
+                       compile=a.compile and a.mode != "lmlab-graphs",
+                       cuda_graphs=a.mode == "lmlab-graphs")
     times, losses = [], []
-    if a.mode == "lmlab":
+    if a.mode != "baseline":
         class Clock(Callback):
             def before_fit(self, t): sync(device); self.t0 = time.perf_counter()
             def after_step(self, t):
@@ -155,9 +158,10 @@ def main():
     ap.add_argument("--val-tokens", type=int, default=243_000)  # about WikiText-2's validation split
     ap.add_argument("--epoch-tokens", type=float, default=120e6)  # about WikiText-103's training split in GPT-2 tokens
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--cuda-graphs", action="store_true", help="also time lmlab with each step replayed as a CUDA graph")
     ap.add_argument("--repeats", type=int, default=2, help="runs of each variant, alternating; the best is reported")
     ap.add_argument("--child", choices=["train", "eval"])
-    ap.add_argument("--mode", choices=["baseline", "lmlab"])
+    ap.add_argument("--mode", choices=["baseline", "lmlab", "lmlab-graphs"])
     a = ap.parse_args()
     if a.child: return (child_train if a.child == "train" else child_eval)(a)
 
@@ -170,10 +174,12 @@ def main():
         # alternate the variants and keep each one's best run: a shared machine's interference only ever slows a run down
         with busy_core(load):
             runs = [(spawn("train", "baseline", a), spawn("train", "lmlab", a)) for _ in range(a.repeats)]
+            graphed = [spawn("train", "lmlab-graphs", a) for _ in range(a.repeats)] if a.cuda_graphs and not load else []
             evals = [(spawn("eval", "baseline", a), spawn("eval", "lmlab", a)) for _ in range(a.repeats)]
         res[scenario] = dict(baseline=min((b for b, _ in runs), key=lambda r: r["step_s"]), lmlab=min((l for _, l in runs), key=lambda r: r["step_s"]),
                              eval_baseline=min((b for b, _ in evals), key=lambda r: r["seconds"]),
-                             eval_lmlab=min((l for _, l in evals), key=lambda r: r["seconds"]))
+                             eval_lmlab=min((l for _, l in evals), key=lambda r: r["seconds"]),
+                             graphs=min(graphed, key=lambda r: r["step_s"]) if graphed else None)
     base, lm, ebase, elm = (res["idle"][k] for k in ("baseline", "lmlab", "eval_baseline", "eval_lmlab"))
     val_diff = abs(elm["nll"] - ebase["nll"]) / abs(ebase["nll"])
     peak = matmul_peak(device)
@@ -196,6 +202,16 @@ def main():
         ("largest relative difference of the per-step losses", "", f"{diff:.1e}", ""),
         ("relative difference of the validation loss", "", f"{val_diff:.1e}", ""),
     ]
+    gr = res["idle"]["graphs"]
+    if gr:
+        graph_diff = max(abs(x - y) / abs(y) for x, y in zip(gr["losses"], lm["losses"]))
+        rows += [
+            ("lmlab, each step a CUDA graph: tokens per second", "", f"{gr['tokens_per_s']:,.0f}",
+             f"{gr['tokens_per_s'] / base['tokens_per_s']:.2f}"),
+            ("... against lmlab without graphs", "", f"{gr['tokens_per_s'] / lm['tokens_per_s']:.2f}x", ""),
+            ("... share of measured matmul peak", "", f"{fpt * gr['tokens_per_s'] / peak:.1%}", ""),
+            ("... largest relative difference of its per-step losses from lmlab's", "", f"{graph_diff:.1e}", ""),
+        ]
     if "load" in res:
         L = res["load"]
         rows += [
@@ -211,7 +227,8 @@ def main():
           f"on {name}; measured matmul peak {peak / 1e9:,.0f} GFLOP/s{'; torch.compile' if a.compile else ''}\n")
     print("| measure | baseline (full logits) | lmlab | lmlab / baseline |\n|---|---:|---:|---:|")
     for r in rows: print("| " + " | ".join(r) + " |")
-    out = HERE / "results" / f"train_step-{'cuda' if device.startswith('cuda') else 'cpu'}{'-compile' if a.compile else ''}.json"
+    out = HERE / "results" / (f"train_step-{'cuda' if device.startswith('cuda') else 'cpu'}{'-compile' if a.compile else ''}"
+                              f"{'-graphs' if a.cuda_graphs else ''}.json")
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(dict(device=name, commit=commit(), args=vars(a), matmul_peak=peak, flops_per_token=fpt, baseline=base, lmlab=lm,
                                    eval_baseline=ebase, eval_lmlab=elm, under_load=res.get("load"), max_rel_loss_diff=diff,

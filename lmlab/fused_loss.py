@@ -6,7 +6,7 @@
 __all__ = ['FusedLinearCrossEntropy', 'fused_cross_entropy']
 
 # %% ../nbs/06_fused_loss.ipynb #9650e051
-import os
+import inspect, os
 
 import torch
 import triton
@@ -43,10 +43,13 @@ def _prune(configs, named_args, **kwargs):
     return fit or [min(configs, key=lambda c: c.kwargs["BLOCK_N"] + c.kwargs["BLOCK_V"])]
 
 def _tuned(pairs):
-    "Autotuned once per (vocabulary, width): a few tile shapes, timed on first use."
+    "Autotuned once per (vocabulary, width): a few tile shapes, timed on first use, the choice kept on disk."
     if os.environ.get("TRITON_INTERPRET") == "1": pairs = pairs[:1]  # Triton's CPU interpreter cannot time them
     configs = [triton.Config(dict(BLOCK_N=n, BLOCK_V=v), num_warps=w) for n, v, w in pairs]
-    return triton.autotune(configs, key=["V", "D"], prune_configs_by=dict(early_config_prune=_prune))
+    # every new process (a sweep's workers, its estimate) would time the tiles again: Triton 3.2+ keeps the timings in
+    # its cache directory, beside the compiled kernels
+    on_disk = dict(cache_results=True) if "cache_results" in inspect.signature(triton.autotune).parameters else {}
+    return triton.autotune(configs, key=["V", "D"], prune_configs_by=dict(early_config_prune=_prune), **on_disk)
 
 # (BLOCK_N rows, BLOCK_V tokens, warps) to try
 _ROW_TILES = [(32, 128, 4), (64, 128, 4), (64, 64, 4), (128, 128, 8), (64, 256, 8), (32, 64, 4)]    # row-parallel

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_sweep.ipynb #18eda809
 from __future__ import annotations
-import argparse, dataclasses, fcntl, os, signal, sys, threading, time
+import argparse, contextlib, dataclasses, fcntl, os, shutil, signal, subprocess, sys, tempfile, threading, time
 from collections import Counter
 import multiprocessing as mp
 from multiprocessing.connection import wait
@@ -16,13 +16,13 @@ from tqdm.auto import tqdm
 from .chinchilla import SWEEP_PRESETS, SweepPlan, SweepRun, _duration, preset_plan, run_record
 from .data import DataConfig
 from .model import train_flops_per_token
-from .train import (Callback, TrainConfig, TrainingInterrupted, _fail, _Parser, finish_run, measure_throughput,
-                         read_metrics, this_run)
+from .train import (TrainConfig, TrainingInterrupted, _fail, _Parser, finish_run, measure_throughput, read_metrics,
+                         this_run)
 
 # %% auto #0
-__all__ = ['RUNS_PER_GPU', 'Slot', 'cpu_cores', 'device_slots', 'describe_slots', 'enter_slot', 'train_run', 'SweepError',
-           'SweepInterrupted', 'in_processes', 'run_sweep', 'measure_slots', 'estimate_wall_seconds', 'build_parser',
-           'main']
+__all__ = ['RUNS_PER_GPU', 'MPS_CONTROL', 'Slot', 'cpu_cores', 'device_slots', 'describe_slots', 'enter_slot', 'end_with_parent',
+           'train_run', 'gpu_sharing', 'SweepError', 'SweepInterrupted', 'in_processes', 'with_train', 'run_sweep',
+           'SlotError', 'measure_slots', 'estimate_wall_seconds', 'build_parser', 'main']
 
 # %% ../nbs/07_sweep.ipynb #172e68b1
 RUNS_PER_GPU = 4  # runs sharing one GPU by default (bench/sweep.py --device cuda measures what pays off)
@@ -32,6 +32,7 @@ class Slot:
     "Where one run of a sweep trains: a device ('cpu', 'cuda:N', or 'cuda': the GPU Ray gave it) and its CPU threads."
     device: str
     threads: int = 1
+    mps_pipe: str | None = None  # the CUDA MPS daemon its GPU is shared through (gpu_sharing), if any
 
 def cpu_cores() -> int:
     "The cores this process may run on."
@@ -73,23 +74,32 @@ def describe_slots(slots: list[Slot]) -> str:
     "One line for a list of slots: '2 runs at once: 2 x cpu, 1 CPU thread each'."
     devices = ", ".join(f"{n} x {d}" for d, n in Counter(s.device for s in slots).items())
     threads = " or ".join(f"{t} CPU thread{'s' * (t > 1)}" for t in Counter(s.threads for s in slots))
-    return f"{len(slots)} run{'s' * (len(slots) > 1)} at once: {devices}, {threads} each"
+    mps = ", GPUs shared through CUDA MPS" if any(s.mps_pipe for s in slots) else ""
+    return f"{len(slots)} run{'s' * (len(slots) > 1)} at once: {devices}, {threads} each{mps}"
 
 # %% ../nbs/07_sweep.ipynb #54ae0981
 def enter_slot(slot: Slot):
     "Make this process train on `slot`: the GPU it may see (before anything touches CUDA) and its thread count."
     if slot.device == "cpu": os.environ["CUDA_VISIBLE_DEVICES"] = ""                  # 'auto' then means the CPU
     elif slot.device.startswith("cuda:"): os.environ["CUDA_VISIBLE_DEVICES"] = slot.device.split(":")[1]  # as cuda:0
+    if slot.mps_pipe: os.environ["CUDA_MPS_PIPE_DIRECTORY"] = slot.mps_pipe  # CUDA then goes through the sweep's MPS
     torch.set_num_threads(slot.threads)
 
-class _StopWhenOrphaned(Callback):
-    "Save and stop if the sweep that started this worker is gone (killed), rather than train on unwatched."
-    def __init__(self, pid: int): self.pid, self.checked = pid, time.monotonic()
-    def after_step(self, t):
-        if time.monotonic() - self.checked < 2: return
-        self.checked = time.monotonic()
-        try: os.kill(self.pid, 0)
-        except ProcessLookupError: t.interrupted = True  # the trainer saves this step and stops
+def end_with_parent(sig: int = signal.SIGKILL, grace_s: float = 60.0):
+    """Send this process `sig` as soon as the process that started it is gone (killed, or stopped by a timeout), and
+    SIGKILL `grace_s` later if it is still here: no worker outlives its sweep. A training worker gets SIGINT, which
+    saves its step and stops it (as Ctrl-C does); a measuring worker has nothing to save."""
+    parent, ppid = mp.parent_process(), os.getppid()
+    def watch():
+        # the process that asked for this one, not the forkserver that forked it: the forkserver lives on while its
+        # children do. Its sentinel becomes ready when it ends.
+        if parent is not None: wait([parent.sentinel])
+        else:
+            while os.getppid() == ppid: time.sleep(0.2)  # an orphan is adopted by another process
+        os.kill(os.getpid(), sig)
+        time.sleep(grace_s)
+        os.kill(os.getpid(), signal.SIGKILL)
+    threading.Thread(target=watch, daemon=True, name="lmlab-end-with-parent").start()
 
 def _locked(run_dir: Path):
     "An exclusive lock on a run directory for as long as this process lives: two workers never train one run."
@@ -102,17 +112,71 @@ def _locked(run_dir: Path):
                            f"first") from None
     return f
 
-def train_run(sweep_dir, run: SweepRun, data_cfg: DataConfig, sweep_pid: int | None = None,
-              slot: Slot = Slot("cpu")) -> dict:
+def train_run(sweep_dir, run: SweepRun, data_cfg: DataConfig, slot: Slot = Slot("cpu")) -> dict:
     "Bring one run of a sweep to its end on `slot` (start it, resume it, or find it finished) and return its record."
     enter_slot(slot)
     run_dir = Path(sweep_dir) / run.name
     lock = _locked(run_dir)
     try:
         finish_run(run_dir, run.model, dataclasses.replace(data_cfg, seq_len=run.model.max_seq_len), run.train,
-                   callbacks=[_StopWhenOrphaned(sweep_pid)] if sweep_pid else [])
+                   callbacks=[])
         return run_record(run_dir, run.budget)
     finally: lock.close()
+
+# %% ../nbs/07_sweep.ipynb #a3c5d7e1
+MPS_CONTROL = "nvidia-cuda-mps-control"  # CUDA's MPS daemon, from the NVIDIA driver's utilities
+
+def _start_mps(control: str, pipe: Path) -> subprocess.Popen:
+    "The MPS control daemon in the foreground, as a child that ends with this process (PR_SET_PDEATHSIG, kept by exec)."
+    code = ("import ctypes, os, signal, sys; ctypes.CDLL(None).prctl(1, signal.SIGTERM); "
+            "os.execv(sys.argv[1], [sys.argv[1], '-f'])")
+    env = {**os.environ, "CUDA_MPS_PIPE_DIRECTORY": str(pipe / "pipe"), "CUDA_MPS_LOG_DIRECTORY": str(pipe / "log")}
+    return subprocess.Popen([sys.executable, "-c", code, control], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+def _mps_control(control: str, pipe: Path, command: str) -> subprocess.CompletedProcess:
+    "One command to the MPS control daemon whose pipes are in `pipe`."
+    return subprocess.run([control], input=command + "\n", text=True, capture_output=True, timeout=30,
+                          env={**os.environ, "CUDA_MPS_PIPE_DIRECTORY": str(pipe / "pipe")})
+
+def _mps_answers(control: str, pipe: Path) -> bool:
+    return _mps_control(control, pipe, "get_server_list").returncode == 0
+
+@contextlib.contextmanager
+def gpu_sharing(slots: list[Slot], mps: str = "off", log=print):
+    """The slots to run workers on while the block lasts: where several share a GPU, through a CUDA MPS daemon of this
+    sweep's own, so that their kernels run on the GPU at once instead of taking turns. `mps`: 'auto' (MPS when it can
+    be had, else one line saying why not), 'on' (an error without it) or 'off' (the default until a GPU measurement
+    shows that MPS pays: `bench/sweep.py --device cuda --mps off auto`). A daemon already serving this user
+    (CUDA_MPS_PIPE_DIRECTORY set) is used as it is. Ours is stopped at the end, and ends with this process if it is
+    killed."""
+    if mps not in ("auto", "on", "off"): raise ValueError(f"mps must be 'auto', 'on' or 'off', got {mps!r}")
+    shared = any(n > 1 for d, n in Counter(s.device for s in slots).items() if d.startswith("cuda"))
+    if mps == "off" or not shared: yield slots; return
+    if os.environ.get("CUDA_MPS_PIPE_DIRECTORY"):  # the user's own daemon: every process started here reaches it
+        yield slots; return
+    control, pipe, daemon, why = shutil.which(MPS_CONTROL), None, None, None
+    if control is None: why = f"{MPS_CONTROL} is not on PATH"
+    else:
+        pipe = Path(tempfile.mkdtemp(prefix="lmlab-mps-"))
+        for d in ("pipe", "log"): (pipe / d).mkdir()
+        daemon, deadline = _start_mps(control, pipe), time.monotonic() + 20
+        while not _mps_answers(control, pipe) and daemon.poll() is None and time.monotonic() < deadline: time.sleep(0.1)
+        if daemon.poll() is not None or not _mps_answers(control, pipe):
+            if daemon.poll() is None: daemon.kill()
+            why = f"its daemon did not start: {' '.join(daemon.communicate()[1].split())[:200] or 'no word from it'}"
+            shutil.rmtree(pipe, ignore_errors=True)
+    if why:
+        if mps == "on": raise RuntimeError(f"CUDA MPS asked for, but {why}: use mps 'auto' or 'off'")
+        log(f"runs sharing a GPU take turns on it: CUDA MPS is not available ({why})")
+        yield slots; return
+    try: yield [dataclasses.replace(s, mps_pipe=str(pipe / "pipe")) if s.device.startswith("cuda") else s
+                for s in slots]
+    finally:
+        _mps_control(control, pipe, "quit")
+        try: daemon.wait(timeout=30)
+        except subprocess.TimeoutExpired: daemon.kill(); daemon.wait()  # it did not listen: it goes all the same
+        shutil.rmtree(pipe, ignore_errors=True)
 
 # %% ../nbs/07_sweep.ipynb #27cb2e2c
 class SweepError(RuntimeError):
@@ -136,12 +200,20 @@ def _context():
     ctx.set_forkserver_preload(["lmlab.sweep"])
     return ctx
 
+def _one_line(e: BaseException) -> str: return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+def _send(conn, message):
+    "Send to the sweep; if it is gone (killed), there is no one to tell: the worker only ends."
+    try: conn.send(message)
+    except OSError: pass
+
 def _work(conn, fn, args, slot):
     "A worker process: `fn(*args, slot=slot)` and its result sent back, or its error; a killed worker sends nothing."
     os.setpgrp()  # Ctrl-C at the terminal reaches the sweep only, which passes one SIGINT on to each worker
-    try: conn.send(("ok", fn(*args, slot=slot)))
-    except TrainingInterrupted as e: conn.send(("interrupted", str(e)))
-    except BaseException as e: conn.send(("error", f"{type(e).__name__}: {' '.join(str(e).split())}"))
+    end_with_parent(signal.SIGINT)  # a sweep killed outright: its runs save their step and stop
+    try: _send(conn, ("ok", fn(*args, slot=slot)))
+    except TrainingInterrupted as e: _send(conn, ("interrupted", str(e)))
+    except BaseException as e: _send(conn, ("error", _one_line(e)))
     finally: conn.close()
 
 def _exit_reason(code: int | None) -> str:
@@ -210,6 +282,11 @@ def _cost(run: SweepRun) -> float:
     "A run's training FLOPs: the order to start runs in, longest first, so that no long run starts last."
     return run.D * train_flops_per_token(run.model, run.model.max_seq_len)["with_attention"]
 
+def with_train(plan: SweepPlan, **changes) -> SweepPlan:
+    "`plan` with `changes` made to every run's TrainConfig (report_to, cuda_graphs, ...)."
+    return dataclasses.replace(plan, runs=[dataclasses.replace(r, train=dataclasses.replace(r.train, **changes))
+                                           for r in plan.runs])
+
 def _finished_record(sweep_dir: Path, run: SweepRun, data_cfg: DataConfig) -> dict | None:
     "The record of a run finished in `sweep_dir`; None if it has not finished; an error if its directory holds another."
     run_dir = sweep_dir / run.name
@@ -218,16 +295,15 @@ def _finished_record(sweep_dir: Path, run: SweepRun, data_cfg: DataConfig) -> di
 
 def run_sweep(sweep_dir, plan: SweepPlan, data_cfg: DataConfig, workers: int | None = None, device: str = "auto",
               threads_per_run: int = 1, runs_per_gpu: int | None = None, executor: str = "local",
-              ray_address: str | None = None, max_retries: int = 2, report_to: tuple = (),
+              ray_address: str | None = None, max_retries: int = 2, report_to: tuple = (), mps: str = "off",
               progress: bool = True) -> list[dict]:
     """Train every run of `plan` that has not finished, several at once; return the records of all, in the plan's order.
-    `executor='local'`: worker processes here, one per slot of `device_slots`; `'ray'`: Ray tasks (`ray_address`).
+    `executor='local'`: worker processes here, one per slot of `device_slots`, runs sharing a GPU through CUDA MPS
+    (`gpu_sharing`: `mps` 'auto', 'on' or 'off'); `'ray'`: Ray tasks (`ray_address`).
     `report_to`: trackers for every run (TrainConfig.report_to), e.g. ("tensorboard",): `tensorboard --logdir SWEEP_DIR`."""
     if executor not in ("local", "ray"): raise ValueError(f"executor must be 'local' or 'ray', got {executor!r}")
     _positive("max_retries + 1", max_retries + 1)
-    if report_to:  # trackers watch runs without changing them: finished runs are still found
-        plan = dataclasses.replace(plan, runs=[dataclasses.replace(r, train=dataclasses.replace(r.train, report_to=report_to))
-                                               for r in plan.runs])
+    if report_to: plan = with_train(plan, report_to=report_to)  # trackers watch runs: finished runs are still found
     sweep_dir = Path(sweep_dir)
     done = {r.name: rec for r in plan.runs if (rec := _finished_record(sweep_dir, r, data_cfg)) is not None}
     todo = sorted((r for r in plan.runs if r.name not in done), key=_cost, reverse=True)
@@ -244,9 +320,9 @@ def run_sweep(sweep_dir, plan: SweepPlan, data_cfg: DataConfig, workers: int | N
         bar.refresh()
     try:
         if executor == "local":
-            slots = device_slots(device, workers, threads_per_run, runs_per_gpu)
-            jobs = [(r.name, train_run, (str(sweep_dir), r, data_cfg, os.getpid())) for r in todo]
-            results, failures = in_processes(jobs, slots, max_retries, on_poll=show, log=bar.write)
+            jobs = [(r.name, train_run, (str(sweep_dir), r, data_cfg)) for r in todo]
+            with gpu_sharing(device_slots(device, workers, threads_per_run, runs_per_gpu), mps, bar.write) as slots:
+                results, failures = in_processes(jobs, slots, max_retries, on_poll=show, log=bar.write)
         else:
             results, failures = _on_ray(sweep_dir, todo, data_cfg, device, threads_per_run, runs_per_gpu, ray_address,
                                         max_retries, show, bar.write)
@@ -290,7 +366,7 @@ def _on_ray(sweep_dir, runs, data_cfg, device, threads_per_run, runs_per_gpu, ad
                 name = refs.pop(ref)
                 try: results[name] = ray.get(ref)
                 except ray.exceptions.RayTaskError as e:  # the run's own error: final
-                    failures[name] = f"{type(e.cause).__name__}: {' '.join(str(e.cause).split())}"
+                    failures[name] = _one_line(e.cause)
                 except ray.exceptions.RayError as e:      # its worker or node died more than max_retries times
                     failures[name] = f"its worker died {max_retries + 1} time(s): {type(e).__name__}"
             on_poll(results, list(refs.values()))
@@ -300,24 +376,85 @@ def _on_ray(sweep_dir, runs, data_cfg, device, threads_per_run, runs_per_gpu, ad
     return results, failures
 
 # %% ../nbs/07_sweep.ipynb #c8293f99
-def _throughput(model_cfg, batch_size, seq_len, steps, start, slot: Slot) -> float:
-    enter_slot(slot)
-    measure_throughput(model_cfg, batch_size, seq_len, device="auto", steps=1)  # imports, allocations, kernels: warm
-    try: start.wait(timeout=120)  # every slot starts its timed steps together, so that they share the machine throughout
-    except threading.BrokenBarrierError: pass
-    return measure_throughput(model_cfg, batch_size, seq_len, device="auto", steps=steps)
+class SlotError(RuntimeError):
+    "A slot that got stuck or died while measuring: one line naming the width, the slot and what happened."
 
-def measure_slots(plan: SweepPlan, slots: list[Slot], steps: int = 3) -> dict:
-    "Tokens per second of a run of each width of `plan` while every slot trains one: what a run gets when they share."
-    widths = {r.model.d_model: r.model for r in plan.runs}
-    speeds = {}
-    for d, model_cfg in sorted(widths.items()):
-        job = (_throughput, (model_cfg, plan.batch_size, plan.seq_len, steps, _context().Barrier(len(slots))))
-        jobs = [(f"d{d}-{i}", *job) for i in range(len(slots))]
-        results, failures = in_processes(jobs, slots, max_retries=0)
-        if failures: raise RuntimeError(f"measuring width {d} failed: " + "; ".join(failures.values()))
-        speeds[d] = min(results.values())  # the slowest of the slots: a sweep waits for it
-    return speeds
+def _measure_worker(conn, model_cfgs: list, batch_size: int, seq_len: int, steps: int, slot: Slot, probe, cuda_graphs):
+    "One slot's worker: each width in turn warmed up, then timed once every slot is warm; each figure sent as it comes."
+    os.setpgrp()  # Ctrl-C reaches the measuring process only, which ends its workers
+    end_with_parent(signal.SIGKILL, grace_s=0)  # nothing to save: a worker whose parent is gone just ends
+    enter_slot(slot)
+    try:
+        for model_cfg in model_cfgs:
+            t0 = time.perf_counter()
+            def ready():  # warm: say so with the warm-up's seconds, then wait for the word that every slot is warm
+                _send(conn, ("warm", time.perf_counter() - t0))
+                if conn.recv() != "go": raise SystemExit(0)
+            _send(conn, ("timed", probe(model_cfg, batch_size, seq_len, device="auto", steps=steps, ready=ready,
+                                        cuda_graphs=cuda_graphs)))
+    except (EOFError, SystemExit): pass  # the measuring process ended the measurement
+    except BaseException as e: _send(conn, ("error", _one_line(e)))
+    finally: conn.close()
+
+def _gather(workers: list, kind: str, what: str, wait_s: float) -> list:
+    """The message of `kind` from every worker (process, connection, slot name), within `wait_s` seconds. A worker that
+    sends an error, dies or stays silent past the deadline raises SlotError naming the slot and `what` it was doing."""
+    got, deadline = {}, time.monotonic() + wait_s
+    while len(got) < len(workers):
+        waiting = [i for i in range(len(workers)) if i not in got]
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise SlotError(f"{workers[waiting[0]][2]} {what}: no word from it in {wait_s:g} s (stuck); every worker "
+                            f"was stopped")
+        conns = {workers[i][1]: i for i in waiting}
+        for ready in wait([*conns, *(workers[i][0].sentinel for i in waiting)], timeout=left):
+            i = conns.get(ready, next((i for i in waiting if workers[i][0].sentinel == ready), None))
+            if i in got: continue
+            process, conn, name = workers[i]
+            message = None
+            if conn.poll():  # a worker that ended may have said something first
+                try: message = conn.recv()
+                except EOFError: pass
+            if message is None:
+                process.join(timeout=5)  # its connection closed: it is ending
+                raise SlotError(f"{name} {what}: its worker {_exit_reason(process.exitcode)}")
+            if message[0] == "error": raise SlotError(f"{name} {what}: {message[1]}")
+            got[i] = message[1]
+    return [got[i] for i in range(len(workers))]
+
+def measure_slots(plan: SweepPlan, slots: list[Slot], steps: int = 3, wait_s: float = 300.0, log=None,
+                  probe=measure_throughput, mps: str = "off") -> dict:
+    """Tokens per second of a run of each width of `plan` while every slot trains one: what a run gets when they share.
+    One worker per slot measures every width in turn. For each width, all of them warm up (on a GPU the first use of a
+    width compiles and tunes its kernels), then time `steps` steps together. `log(line)` gets each width's figure as it
+    comes. No wait is longer than `wait_s`: a slot that is stuck or dies raises SlotError in one line, and every worker
+    is stopped, as after Ctrl-C. `probe` times one width (`measure_throughput`), its steps taken as the plan's runs take
+    them (`cuda_graphs`). Slots sharing a GPU go through CUDA MPS as the sweep's would (`gpu_sharing`, `mps`)."""
+    widths = sorted({r.model.d_model: r.model for r in plan.runs}.items())
+    cuda_graphs = any(r.train.cuda_graphs for r in plan.runs)
+    ctx, workers, speeds = _context(), [], {}
+    with gpu_sharing(slots, mps, log or (lambda line: None)) as slots:
+        try:
+            for i, slot in enumerate(slots):
+                parent, child = ctx.Pipe()
+                p = ctx.Process(target=_measure_worker, name=f"lmlab measure slot {i}",
+                                args=(child, [m for _, m in widths], plan.batch_size, plan.seq_len, steps, slot, probe,
+                                      cuda_graphs))
+                p.start(); child.close()
+                workers.append((p, parent, f"slot {i + 1} of {len(slots)} ({slot.device})"))
+            for d, _ in widths:
+                warm = _gather(workers, "warm", f"warming up width {d}", wait_s)
+                for _, conn, _ in workers: _send(conn, "go")  # every slot is warm: they time their steps together
+                t0 = time.perf_counter()
+                speeds[d] = min(_gather(workers, "timed", f"timing width {d}", wait_s))  # the slowest: a sweep waits
+                timed = time.perf_counter() - t0
+                if log: log(f"width {d}: {speeds[d]:,.0f} tokens/s per run with {len(slots)} at once "
+                            f"({len(slots) * speeds[d]:,.0f} in all); warm-up {max(warm):.1f} s, timed {timed:.1f} s")
+            return speeds
+        finally:
+            for p, conn, _ in workers:
+                if p.is_alive(): p.kill()
+                p.join(timeout=10); conn.close()
 
 def estimate_wall_seconds(plan: SweepPlan, tokens_per_s: dict, workers: int = 1) -> float:
     "The sweep's wall time with `workers` runs at once, each at `tokens_per_s[width]`, longest first (as `run_sweep`)."
@@ -341,6 +478,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads-per-run", type=int, default=1,
                    help="CPU threads of each run; fixed, so that results do not depend on --workers (default: 1)")
     p.add_argument("--runs-per-gpu", type=int, help=f"runs sharing one GPU (default: {RUNS_PER_GPU})")
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="on CUDA, replay each training step as one CUDA graph (TrainConfig.cuda_graphs)")
+    p.add_argument("--mps", choices=["auto", "on", "off"], default="off",
+                   help="runs sharing a GPU through CUDA MPS: auto (where it can be had), on, off (default: off)")
     p.add_argument("--ray", metavar="ADDRESS", help="run each run as a Ray task on the cluster at ADDRESS "
                    "('auto': the one `ray start` made here; 'local': a new one on this machine)")
     p.add_argument("--max-retries", type=int, default=2, help="restarts of a run whose worker died (default: 2)")
@@ -372,6 +513,7 @@ def _main(a):
     TrainConfig(report_to=a.report_to)  # an unknown tracker: refused now
     if a.ray is None: slots = device_slots(a.device, a.workers, a.threads_per_run, a.runs_per_gpu)  # bad values: now
     plan, data_cfg = preset_plan(a.preset, cache_dir=a.cache_dir)
+    if a.cuda_graphs: plan = with_train(plan, cuda_graphs=True)
     print(plan.table() + "\n")
     where = f"Ray tasks on {a.ray} ({a.threads_per_run} CPU thread(s) each)" if a.ray else describe_slots(slots)
     print(f"sweep directory: {sweep_dir}; runs on {where}", flush=True)
@@ -380,7 +522,7 @@ def _main(a):
     records = run_sweep(sweep_dir, plan, data_cfg, workers=a.workers, device=a.device,
                         threads_per_run=a.threads_per_run, runs_per_gpu=a.runs_per_gpu,
                         executor="ray" if a.ray else "local", ray_address=a.ray, max_retries=a.max_retries,
-                        report_to=tuple(a.report_to))
+                        report_to=tuple(a.report_to), mps=a.mps)
     print("\n| run | N | tokens seen | final val loss |\n|---|---:|---:|---:|")
     for r in records: print(f"| {r['name']} | {r['N']:,} | {r['tokens_seen']:,} | {r['loss']:.4f} |")
     print(f"\n{len(records)} runs finished in {_duration(time.perf_counter() - t0)}. Fit them in the scaling-sweep "

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #4d7dee75
 from __future__ import annotations
-import argparse, contextlib, dataclasses, json, math, os, pickle, signal, sys, threading, time, zipfile
+import argparse, contextlib, dataclasses, json, math, os, pickle, signal, sys, threading, time, warnings, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +20,10 @@ from .model import LanguageModel, ModelConfig, param_counts, threads_for_blocks,
 __all__ = ['CHECKPOINT_FORMAT', 'TRACKED_SCALARS', 'TRACKERS', 'BUDGET_FIELDS', 'WATCH_FIELDS', 'PROFILES', 'FIELD_HELP',
            'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate', 'save_checkpoint', 'CheckpointError',
            'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers', 'dist_env', 'train_step',
-           'measure_throughput', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB', 'plot_losses',
-           'default_callbacks', 'flat_config', 'TensorBoardCB', 'WandbCB', 'tracker_callbacks', 'read_metrics',
-           'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer', 'train', 'finish_run', 'this_run',
-           'build_parser', 'parse_args', 'main']
+           'measure_throughput', 'CapturedStep', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB',
+           'plot_losses', 'default_callbacks', 'flat_config', 'TensorBoardCB', 'WandbCB', 'tracker_callbacks',
+           'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer', 'train', 'finish_run',
+           'this_run', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,7 @@ class TrainConfig(JSONConfig):
     device: str = "auto"               # "auto", "cpu", "cuda", "cuda:1", "mps"
     amp: bool = True                   # bf16 autocast on CUDA (no effect on CPU)
     compile: bool = False              # torch.compile the model
+    cuda_graphs: bool = False          # on CUDA, capture the training step as one CUDA graph (CapturedStep)
     best_name: str = "mha_model_best.pt"
     report_to: tuple = ()              # trackers that also record the run: "tensorboard", "wandb" (TRACKERS)
 
@@ -68,6 +69,8 @@ class TrainConfig(JSONConfig):
         if not 0 <= self.min_lr_ratio <= 1: raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0: raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
         if not isinstance(self.num_workers, int) or self.num_workers < 0: raise ValueError(f"num_workers must be >= 0, got {self.num_workers!r}")
+        if self.compile and self.cuda_graphs: raise ValueError("compile and cuda_graphs are two ways to cut launch "
+                                                               "overhead: choose one")
         object.__setattr__(self, "betas", tuple(self.betas))
         object.__setattr__(self, "report_to", tuple(self.report_to))
         unknown = [t for t in self.report_to if t not in TRACKERS]
@@ -201,21 +204,88 @@ def train_step(model, optimizer, x, y, amp: bool = True, max_norm: float = 1.0):
         optimizer.zero_grad(set_to_none=True)
     return loss.detach(), grad_norm.detach()
 
-def measure_throughput(model_cfg: ModelConfig, batch_size: int, seq_len: int | None = None, device: str = "auto", steps: int = 3,
-                       amp: bool = True) -> float:
-    "Training tokens per second of `model_cfg` at `batch_size` windows of `seq_len` on `device`: `steps` timed steps after a warm-up."
+def measure_throughput(model_cfg: ModelConfig, batch_size: int, seq_len: int | None = None, device: str = "auto",
+                       steps: int = 3, amp: bool = True, ready=None, cuda_graphs: bool = False) -> float:
+    """Training tokens per second of `model_cfg` at `batch_size` windows of `seq_len` on `device`: `steps` timed steps
+    after a warm-up, each as the trainer takes it (`cuda_graphs`: replayed as a CUDA graph, `CapturedStep`). `ready()`,
+    if given, is called between the two (the sweep's slots wait there for each other)."""
     dev, T = resolve_device(device), seq_len or model_cfg.max_seq_len
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         model = LanguageModel.from_config(model_cfg).to(dev)
         opt = make_optimizer(model, TrainConfig())
         w = torch.randint(0, model_cfg.vocab_size, (batch_size, T + 1), device=dev)
-        step = lambda: train_step(model, opt, w[:, :-1], w[:, 1:], amp)
-        step()
+        captured = CapturedStep(model, opt, w[:, 1:].shape, amp) if cuda_graphs else None
+        if captured: step = lambda: captured(w[:, :-1], w[:, 1:], 1e-3)
+        else: step = lambda: train_step(model, opt, w[:, :-1], w[:, 1:], amp)
+        step()  # the warm-up: allocations, and on a GPU the kernels' compilation and tuning
         if dev.type == "cuda": torch.cuda.synchronize(dev)
+        if ready is not None: ready()
         t0 = time.perf_counter()
         for _ in range(steps): step()
         if dev.type == "cuda": torch.cuda.synchronize(dev)
     return batch_size * T * steps / (time.perf_counter() - t0)
+
+# %% ../nbs/02_train.ipynb #7f3a9b22
+class CapturedStep:
+    """`train_step` captured once as a CUDA graph and replayed: one launch a step instead of hundreds, so that a small
+    model's GPU does not wait on the CPU. Batches are copied into fixed input buffers and the learning rate lives on
+    the device. On a CPU the same step runs through the same buffers, without capture."""
+    def __init__(self, model, optimizer, batch_shape, amp: bool = True, max_norm: float = 1.0, warmup_steps: int = 3):
+        self.model, self.optimizer, self.amp, self.max_norm = model, optimizer, amp, max_norm
+        dev = next(model.parameters()).device
+        self.x, self.y = (torch.zeros(batch_shape, dtype=torch.long, device=dev) for _ in range(2))
+        lr_dtype = torch.float32 if dev.type == "cuda" else torch.float64  # float64 on a CPU: the float's own value
+        for g in optimizer.param_groups:  # read on the device at each step
+            g["lr"] = torch.tensor(float(g["lr"]), device=dev, dtype=lr_dtype)
+            if dev.type == "cuda": g["capturable"] = True  # the optimizer's step counts stay on the device too
+        self.graph, self.loss, self.grad_norm = None, None, None
+        if dev.type == "cuda": self._capture(warmup_steps)
+
+    def _step(self): return train_step(self.model, self.optimizer, self.x, self.y, self.amp, self.max_norm)
+
+    def _capture(self, warmup_steps: int):
+        "Warm up on a side stream (kernels compiled and tuned, optimizer state made), undo it, capture one step."
+        before = _training_state(self.model, self.optimizer)
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(warmup_steps): self._step()
+        torch.cuda.current_stream().wait_stream(side)
+        _restore_training_state(self.model, self.optimizer, before)  # the run goes on as if the warm-up never was
+        graph = torch.cuda.CUDAGraph()
+        try:
+            with torch.cuda.graph(graph): self.loss, self.grad_norm = self._step()
+            self.graph = graph
+        except RuntimeError as e:  # a step that waits on the GPU (no fused loss kernels): it runs as it is
+            why = " ".join(str(e).split())[:160]
+            warnings.warn(f"the training step could not be captured as a CUDA graph ({why}); it runs without one")
+            _restore_training_state(self.model, self.optimizer, before)
+
+    def __call__(self, x, y, lr: float):
+        "One optimizer step on batch `x` -> `y` at learning rate `lr`: (loss, gradient norm) as device tensors."
+        for g in self.optimizer.param_groups: g["lr"].fill_(lr)
+        if x.shape != self.x.shape: return train_step(self.model, self.optimizer, x, y, self.amp, self.max_norm)
+        self.x.copy_(x, non_blocking=True); self.y.copy_(y, non_blocking=True)
+        if self.graph is None: return self._step()
+        self.graph.replay()
+        return self.loss.clone(), self.grad_norm.clone()  # the graph's outputs are overwritten by the next replay
+
+def _training_state(model, optimizer) -> dict:
+    "Copies of the model's tensors, the optimizer's state and the random state, to put back in place."
+    copy = lambda state: {k: v.clone() if torch.is_tensor(v) else v for k, v in state.items()}
+    return dict(model=[t.detach().clone() for t in model.state_dict().values()],
+                opt={p: copy(s) for p, s in optimizer.state.items()}, rng=torch.get_rng_state(),
+                cuda_rng=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+def _restore_training_state(model, optimizer, saved: dict):
+    "Put `saved` back into the same tensors (a graph holds their addresses); state made since is zeroed, as new."
+    with torch.no_grad():
+        for t, v in zip(model.state_dict().values(), saved["model"]): t.copy_(v)
+        for p, state in optimizer.state.items():
+            for k, v in state.items():
+                if torch.is_tensor(v): v.copy_(saved["opt"][p][k]) if p in saved["opt"] else v.zero_()
+    torch.set_rng_state(saved["rng"])
+    if saved["cuda_rng"] is not None: torch.cuda.set_rng_state_all(saved["cuda_rng"])
 
 # %% ../nbs/02_train.ipynb #52f7253b
 class Callback:
@@ -428,6 +498,9 @@ class Trainer:
         if self.world_size > 1:
             model = torch.nn.parallel.DistributedDataParallel(model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.model = torch.compile(model) if self.cfg.compile else model
+        if self.cfg.cuda_graphs and self.world_size > 1:
+            raise ValueError("cuda_graphs needs a single process: DDP's gradient exchange is not captured")
+        self.captured = None  # the CapturedStep, made at the first step (after a resume has loaded its state)
         self.flops_per_token = train_flops_per_token(self.model_cfg, self.seq_len)
         self.n_params = param_counts(self.raw_model)
         # where the run stands: all of this goes into every checkpoint
@@ -496,8 +569,12 @@ class Trainer:
     def _train_step(self, x, y):
         "One optimizer step; returns the loss and gradient norm as device tensors (read later, in groups)."
         lr = lr_at(self.step, self.cfg, self.total_steps)
-        for g in self.optimizer.param_groups: g["lr"] = lr
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.cfg.cuda_graphs:
+            if self.captured is None:
+                self.captured = CapturedStep(self.model, self.optimizer, x.shape, self.cfg.amp, self.cfg.max_norm)
+            return self.captured(x, y, lr)
+        for g in self.optimizer.param_groups: g["lr"] = lr
         return train_step(self.model, self.optimizer, x, y, self.cfg.amp, self.cfg.max_norm)
 
     def _sync(self):
@@ -686,7 +763,9 @@ FIELD_HELP = {  # what each configuration field means, in its units; --help show
     "seed": "random seed of initialization, dropout and batch order",
     "num_workers": "DataLoader worker processes (0: load in the training process; on a CPU, at most the cores left free by PyTorch's threads)",
     "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA (no effect on CPU)",
-    "compile": "torch.compile the model", "best_name": "file name of the best checkpoint in the run directory",
+    "compile": "torch.compile the model",
+    "cuda_graphs": "on CUDA, capture each training step as one CUDA graph and replay it (same arithmetic, one launch)",
+    "best_name": "file name of the best checkpoint in the run directory",
     "report_to": "trackers that also record the run (tensorboard: event files in RUN_DIR/tensorboard; wandb: W&B, "
                  "offline unless WANDB_MODE is set, in RUN_DIR/wandb); may change on --resume",
 }

@@ -36,6 +36,15 @@ def test_two_workers_give_the_sequential_records(tmp_path, sequential):
     assert records(tmp_path / "sweep") == sequential
 
 
+def test_steps_through_captured_graphs_give_the_sequential_records(tmp_path, sequential):
+    "--cuda-graphs: on a CPU each step runs through CapturedStep's buffers without capture; the records do not move."
+    res = run([BIN / "lmlab-sweep", *PRESET, "--workers", "2", "--cuda-graphs", "--sweep-dir", tmp_path / "sweep",
+               "--cache-dir", tmp_path / "cache"], env=ENV)
+    assert "10 runs finished" in res.stdout
+    assert json.loads(next((tmp_path / "sweep").glob("*/config.json")).read_text())["train"]["cuda_graphs"] is True
+    assert records(tmp_path / "sweep") == sequential
+
+
 def _holder_of(lock: Path):
     "The process that has the run's lock file open: the worker training it."
     for p in psutil.process_iter(["pid"]):
