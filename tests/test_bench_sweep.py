@@ -1,7 +1,6 @@
 """bench/sweep.py's GPU mode where it can be checked without a GPU: it stops in one line, and --measure-plan's training of
 a cut plan runs the plan's own runs (here two of them, on CPU slots) and reports measured, estimated and extrapolated times."""
 import json, os, subprocess, sys
-from pathlib import Path
 import pytest, torch
 from conftest import ROOT
 

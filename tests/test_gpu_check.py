@@ -1,6 +1,6 @@
 """`make gpu-check` where it can be checked without a GPU: one line and exit 0 on a machine without one, and its steps
 bounded: a step past its limit is stopped with everything it started, and the check goes on."""
-import importlib.util, subprocess, sys, time
+import importlib.util, sys, time
 import psutil, pytest, torch
 from conftest import ROOT, run
 
