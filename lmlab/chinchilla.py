@@ -19,7 +19,7 @@ __all__ = ['TOKENS_PER_PARAM', 'HOFFMANN_2022', 'BESIROGLU_2024', 'PUBLISHED_LAW
            'plot_allocation', 'plt_subplots', 'effective_tokens', 'effective_params', 'DataBudget', 'status', 'report',
            'budget_from_run', 'synthetic_records', 'fit_parametric', 'fit_isoflop', 'fit_envelope', 'bootstrap',
            'in_convention', 'compare_conventions', 'plot_isoflops', 'plot_loss_vs_tokens', 'shape_for', 'SweepRun',
-           'SweepPlan', 'plan_sweep', 'preset_plan', 'run_record']
+           'SweepPlan', 'human_duration', 'plan_sweep', 'preset_plan', 'run_record']
 
 # %% ../nbs/03_chinchilla.ipynb #305de48b
 TOKENS_PER_PARAM = 20  # Hoffmann et al. 2022's rule of thumb for a compute-optimal model
@@ -410,13 +410,13 @@ class SweepPlan:
         rows = ["| run | width | N | Kaplan's N | D (tokens) | D / N | passes over the data |" + (" est. time |" if tokens_per_s else ""),
                 "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if tokens_per_s else "")]
         for r in self.runs:
-            t = f" {_duration(r.D / tokens_per_s[r.model.d_model])} |" if tokens_per_s else ""
+            t = f" {human_duration(r.D / tokens_per_s[r.model.d_model])} |" if tokens_per_s else ""
             rows.append(f"| {r.name} | {r.model.d_model} | {r.N:,} | {r.N_kaplan:,} | {r.D:,} | {r.D / r.N:.3g} | {r.passes:.2f} |{t}")
         out = "\n".join(rows) + "\n\n"
         if self.left_out: out += "Left out:\n\n" + "\n".join(f"- {name}: {why}" for name, why in self.left_out) + "\n\n"
         out += (f"**{len(self.runs)} runs, {self.total_tokens:,} tokens** in all, at most {max(r.passes for r in self.runs):.2f} "
                 f"passes over the {self.unique_tokens:,} unique training tokens")
-        if tokens_per_s: out += f"; estimated training time on this device: **{_duration(self.estimate_seconds(tokens_per_s))}**"
+        if tokens_per_s: out += f"; estimated training time on this device: **{human_duration(self.estimate_seconds(tokens_per_s))}**"
         return out + "."
 
     def predicted_optima(self, laws: dict | None = None) -> str:
@@ -433,7 +433,8 @@ class SweepPlan:
             rows.append(f"| {c:.1e} | {len(ns)} | {min(ns):,} | {max(ns):,} | " + " | ".join(cells) + " |")
         return "\n".join(rows)
 
-def _duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    "A time as a person reads it: seconds, minutes or hours."
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
 
 def plan_sweep(flops_budgets, d_models, unique_tokens: int, seq_len: int = 512, vocab_size: int = 50257, batch_size: int = 8,

@@ -19,7 +19,7 @@ __all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'MARKOV
            'seed_tiktoken_cache', 'gpt2_tokenizer', 'atomic_path', 'iter_articles', 'SplitStats', 'encode_articles',
            'tokenize_split', 'lmlab_cache_dir', 'Tokens', 'data_source', 'describe_source', 'load_tokens',
            'recorded_data_dir', 'load_corpus', 'count_table', 'token_ids', 'TokenWindows', 'WindowBatches',
-           'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig', 'DataConfig']
+           'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig', 'DataConfig', 'run_data']
 
 # %% ../nbs/00_data.ipynb #3720dff9
 WIKITEXT_HUB = "Salesforce/wikitext"
@@ -608,3 +608,8 @@ class DataConfig(JSONConfig):
             with atomic_path(path) as tmp_path: tmp_path.write_bytes(ids.tobytes())
             _write_cache_meta(path, SplitStats(tokens=n), "markov", xxhash.xxh3_64(ids.tobytes()).hexdigest(), source)
         return Tokens(path, SplitStats(tokens=n), self.config, split, source)
+
+# %% ../nbs/00_data.ipynb #4e282aa0
+def run_data(record: dict) -> DataConfig:
+    "The data of a run (or an export) by its record (`config.json`): its `DataConfig`, `as_recorded` by its sources."
+    return DataConfig.from_dict(record["data"]).as_recorded(record.get("sources"))

@@ -12,16 +12,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import DataConfig, atomic_path, gpt2_tokenizer, iter_articles, load_wikitext
+from .data import DataConfig, atomic_path, gpt2_tokenizer, iter_articles, load_wikitext, run_data
 from .interop import load_any, model_arguments
 from .lab import bits_per_byte, evaluate_run, word_perplexity
-from .model import generate
+from .model import SAFETENSORS_NAME, generate
 from .train import _autocast, _fail, _Parser, evaluate, resolve_device
 
 # %% auto #0
-__all__ = ['TASKS_DIR', 'WIKITEXT_TASK', 'LMLabLM', 'wikitext_documents', 'process_results', 'task_metadata', 'task_manager',
-           'results_path', 'harness_evaluate', 'document_figures', 'cross_check', 'cross_check_table', 'eval_parser',
-           'main']
+__all__ = ['TASKS_DIR', 'WIKITEXT_TASK', 'STOCK_TASK', 'WIKITEXT_TASKS', 'LMLabLM', 'wikitext_documents', 'document_pages',
+           'wikitext_pages', 'process_results', 'task_metadata', 'task_manager', 'results_path', 'harness_evaluate',
+           'wikitext_figures', 'document_figures', 'cross_check', 'cross_check_table', 'eval_parser', 'main']
 
 # %% ../nbs/09_harness.ipynb #40f67076
 import lm_eval
@@ -141,23 +141,53 @@ _ = model_registry.register("lmlab", target="lmlab.harness:LMLabLM")  # by name:
 # %% ../nbs/09_harness.ipynb #281b7fcf
 import lmlab
 
-TASKS_DIR = Path(lmlab.__file__).parent / "tasks"  # lmlab_wikitext.yaml, for lm-eval's include_path
-WIKITEXT_TASK = "lmlab_wikitext"
+TASKS_DIR = Path(lmlab.__file__).parent / "tasks"  # lmlab's task files, for lm-eval's include_path
+WIKITEXT_TASK, STOCK_TASK = "lmlab_wikitext", "lmlab_wikitext_stock"
+WIKITEXT_TASKS = {  # lmlab's two WikiText tasks, and what the figures of each measure
+    WIKITEXT_TASK: "the text as the model was trained on it (raw WikiText spacing), words counted by str.split()",
+    STOCK_TASK: "lm-eval's stock `wikitext` definition, the one papers quote: detokenized pages, words by "
+                "re.split(r'\\s+') and bytes of the raw page",
+}
 _DATA_FIELDS = ("dataset", "data_dir", "cache_dir", "synthetic_articles", "synthetic_seed")
+
+def _test_rows(dataset, data_dir, cache_dir, synthetic_articles, synthetic_seed) -> dict:
+    "WikiText's validation and test rows, from where lmlab reads this corpus."
+    if dataset == "markov":
+        raise ValueError("the planted Markov chain is token ids, not text: lmlab's WikiText tasks score runs trained on "
+                         "WikiText or on the generated corpus")
+    cfg = DataConfig(dataset=dataset, data_dir=data_dir, cache_dir=cache_dir, synthetic_articles=synthetic_articles,
+                     synthetic_seed=synthetic_seed)
+    rows = load_wikitext(cfg.config, cfg.source_dir(), splits=["validation", "test"])
+    return {s: rows[s]["text"] for s in ("validation", "test")}
+
+def _documents(texts: dict):
+    import datasets
+    return datasets.DatasetDict({s: datasets.Dataset.from_dict({"page": pages}) for s, pages in texts.items()})
 
 def wikitext_documents(dataset: str = "wikitext-2", data_dir=None, cache_dir=None, synthetic_articles: int = 200,
                        synthetic_seed: int = 0, **metadata):
-    "WikiText's validation and test articles as lm-eval documents (`page`: the article's text), read as lmlab reads them."
-    import datasets
-    if dataset == "markov":
-        raise ValueError("the planted Markov chain is token ids, not text: lmlab_wikitext scores runs trained on WikiText "
-                         "or on the generated corpus")
-    cfg = DataConfig(dataset=dataset, data_dir=data_dir, cache_dir=cache_dir, synthetic_articles=synthetic_articles,
-                     synthetic_seed=synthetic_seed)
-    splits = ["validation", "test"]
-    rows = load_wikitext(cfg.config, cfg.source_dir(), splits=splits)
-    return datasets.DatasetDict({s: datasets.Dataset.from_dict({"page": list(iter_articles(rows[s]["text"]))})
-                                 for s in splits})
+    "WikiText's validation and test articles as lm-eval documents (`page`), joined as lmlab's token cache joins them."
+    rows = _test_rows(dataset, data_dir, cache_dir, synthetic_articles, synthetic_seed)
+    return _documents({s: list(iter_articles(r)) for s, r in rows.items()})
+
+def document_pages(rows) -> list[str]:
+    """WikiText rows as the pages of `EleutherAI/wikitext_document_level`, lm-eval's stock source: the raw file's lines
+    (a blank one holds a single space), a new page at each top-level ` = Title = ` line, lines joined by newlines."""
+    lines, pages, page = "".join(r if r.strip() else " \n" for r in rows).split("\n"), [], []
+    for line in lines:
+        heading = line.replace("= = =", "===").replace("= =", "==").strip()
+        if heading.startswith("= ") and heading.endswith(" ="):
+            if "\n".join(page).strip(): pages.append("\n".join(page))
+            page = []
+        page.append(line)
+    if "\n".join(page).strip(): pages.append("\n".join(page))
+    return pages
+
+def wikitext_pages(dataset: str = "wikitext-2", data_dir=None, cache_dir=None, synthetic_articles: int = 200,
+                   synthetic_seed: int = 0, **metadata):
+    "WikiText's validation and test pages as lm-eval's stock `wikitext` task reads them (`document_pages`)."
+    rows = _test_rows(dataset, data_dir, cache_dir, synthetic_articles, synthetic_seed)
+    return _documents({s: document_pages(r) for s, r in rows.items()})
 
 def process_results(doc: dict, results) -> dict:
     "lm-eval's perplexity metrics of one article, with words and bytes counted as the lab book counts them."
@@ -167,9 +197,8 @@ def process_results(doc: dict, results) -> dict:
                 bits_per_byte=(loglikelihood, n_bytes))
 
 def task_metadata(path) -> dict:
-    "What `wikitext_documents` needs to read the corpus the run (or export) in `path` was trained on."
-    record = _model_record(path)
-    data = DataConfig.from_dict(record["data"]).as_recorded(record.get("sources"))
+    "What the WikiText tasks need to read the corpus the run (or export) in `path` was trained on (`run_data`)."
+    data = run_data(_model_record(path))
     return {k: getattr(data, k) for k in _DATA_FIELDS}
 
 # %% ../nbs/09_harness.ipynb #2e050184
@@ -195,30 +224,44 @@ def task_manager(path, include_path=None) -> TaskManager:
     paths = [TASKS_DIR] + ([include_path] if isinstance(include_path, (str, Path)) else list(include_path or []))
     return TaskManager(include_path=paths, metadata=task_metadata(path))
 
-def results_path(path, tasks) -> Path:
-    "Where `harness_evaluate` writes lm-eval's results for `tasks`."
-    return Path(path) / "lm_eval" / ("+".join(sorted(tasks)) + ".json")
+def results_path(path, tasks, checkpoint: str = "best", limit: int | None = None) -> Path:
+    """Where `harness_evaluate` writes lm-eval's results for `tasks`: a name that says what was scored, so that a
+    partial score (`limit`) or another checkpoint's never replaces the full score of the best one."""
+    name = "+".join(sorted(tasks))
+    if checkpoint != "best" and not (Path(path) / SAFETENSORS_NAME).exists(): name += f".{checkpoint}"  # an export has one
+    if limit is not None: name += f".limit{limit}"
+    return Path(path) / "lm_eval" / f"{name}.json"
 
-def harness_evaluate(path, tasks=(WIKITEXT_TASK,), checkpoint: str = "best", device: str = "cpu", batch_size: int = 16,
+def harness_evaluate(path, tasks=tuple(WIKITEXT_TASKS), checkpoint: str = "best", device: str = "cpu", batch_size: int = 16,
                      limit: int | None = None, include_path=None, verbose: bool = False) -> dict:
-    "lm-eval's results for the run (or export) in `path` on `tasks`; also written to `results_path(path, tasks)`."
+    "lm-eval's results for the run (or export) in `path` on `tasks`; also written to `results_path`."
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     if not tasks: raise ValueError("no tasks given: name at least one, e.g. lmlab_wikitext")
     if limit is not None and limit < 1: raise ValueError(f"limit must be a positive number of documents, got {limit!r}")
     with _quiet_lm_eval(verbose) as terminal:
         manager = task_manager(path, include_path)
         unknown = [t for t in tasks if t not in manager.all_tasks]
-        if unknown: raise ValueError(f"unknown lm-eval task {unknown[0]!r}: lmlab's is {WIKITEXT_TASK!r}; "
+        if unknown: raise ValueError(f"unknown lm-eval task {unknown[0]!r}: lmlab's are {', '.join(WIKITEXT_TASKS)}; "
                                      f"`lm_eval ls tasks` lists lm-eval's own (they load their data from the hub)")
         lm = LMLabLM(path, checkpoint, device, batch_size)
         lm.progress_file = terminal
         results = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, limit=limit, log_samples=False,
                                           bootstrap_iters=0)
     results["config"]["model"] = f"lmlab:{Path(path).resolve()}"  # lm-eval records the class name; the run says more
-    out = results_path(path, tasks)
+    out = results_path(path, tasks, checkpoint, limit)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp_file: tmp_file.write_text(json.dumps(results, indent=1, default=handle_non_serializable))
     return results
+
+def wikitext_figures(results: dict) -> str:
+    "A markdown table: lmlab's WikiText tasks in lm-eval's `results` side by side, each with what it measures."
+    rows = ["| task | word perplexity | byte perplexity | bits per byte | what it measures |", "|---|---:|---:|---:|---|"]
+    for task, what in WIKITEXT_TASKS.items():
+        if task not in results["results"]: continue
+        s = results["results"][task]
+        rows.append(f"| {task} | {s['word_perplexity,none']:,.2f} | {s['byte_perplexity,none']:.4f} | "
+                    f"{s['bits_per_byte,none']:.4f} | {what} |")
+    return "\n".join(rows)
 
 # %% ../nbs/09_harness.ipynb #22246dbe
 @torch.no_grad()
@@ -258,7 +301,8 @@ def cross_check_table(check: dict) -> str:
 def eval_parser() -> argparse.ArgumentParser:
     "The `lmlab-eval` command line."
     p = model_arguments(_Parser(prog="lmlab-eval", description="Score a run (or an export) with lm-evaluation-harness."))
-    p.add_argument("--tasks", default=WIKITEXT_TASK, help=f"lm-eval tasks, comma-separated (default: {WIKITEXT_TASK})")
+    p.add_argument("--tasks", default=",".join(WIKITEXT_TASKS),
+                   help=f"lm-eval tasks, comma-separated (default: {','.join(WIKITEXT_TASKS)})")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default: 16)")
     p.add_argument("--limit", type=int, help="only the first N documents of each task (a quick look)")
     p.add_argument("--include-path", action="append", help="another folder of lm-eval task files (may repeat)")
@@ -272,4 +316,5 @@ def main(argv=None):
     try: results = harness_evaluate(a.path, tasks, a.checkpoint, a.device, a.batch_size, a.limit, a.include_path, a.verbose)
     except (ValueError, OSError, ConnectionError) as e: _fail(f"lmlab-eval: error: {e}", 1, a.debug)
     print(make_table(results))
-    print(f"wrote {results_path(a.path, tasks)}")
+    if WIKITEXT_TASKS.keys() & results["results"].keys(): print(wikitext_figures(results) + "\n")
+    print(f"wrote {results_path(a.path, tasks, a.checkpoint, a.limit)}")

@@ -7,14 +7,16 @@ from __future__ import annotations
 import base64, dataclasses, math, os, re
 from pathlib import Path
 
-from .chinchilla import budget_from_run, report
-from .data import DataConfig, wikitext_config
+from .chinchilla import budget_from_run, human_duration, report
+from .data import DataConfig, run_data, wikitext_config
 from .model import ModelConfig
-from .train import PROFILES, TrainConfig, TrainingInterrupted, evaluate, finish_run, load_model, read_run
+from .train import (PROFILES, TrainConfig, TrainingInterrupted, evaluate, finish_run, load_checkpoint, load_model,
+                         measure_throughput, read_run, resolve_device, run_length, train)
 
 # %% auto #0
-__all__ = ['QUICK_OVERRIDES', 'PROMPTS', 'choose_mode', 'experiment_configs', 'run_dir_for', 'ensure_run', 'ConfigForm',
-           'word_perplexity', 'bits_per_byte', 'evaluate_run', 'samples', 'lab_log_entry', 'embed_images']
+__all__ = ['QUICK_OVERRIDES', 'PROMPTS', 'choose_mode', 'experiment_configs', 'run_dir_for', 'ensure_run', 'training_estimate',
+           'run_state', 'compared_run', 'ConfigForm', 'word_perplexity', 'bits_per_byte', 'evaluate_run', 'samples',
+           'lab_log_entry', 'embed_images']
 
 # %% ../nbs/04_lab.ipynb #338d7002
 def choose_mode(dataset: str = "wikitext-2", mode: str | None = None) -> str:
@@ -63,6 +65,39 @@ def ensure_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg:
     run_dir = Path(run_dir)
     if mode == "quick" and run_dir.exists(): shutil.rmtree(run_dir)
     return finish_run(run_dir, model_cfg, data_cfg, train_cfg, callbacks=callbacks)
+
+# %% ../nbs/04_lab.ipynb #33708d5b
+def training_estimate(model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig) -> str:
+    "One line: the steps and tokens a new run of these configurations trains, and the time it should take here."
+    seq_len = data_cfg.seq_len or model_cfg.max_seq_len
+    _, steps = run_length(train_cfg, data_cfg.load(["train"], progress=False)["train"], seq_len)
+    device = resolve_device(train_cfg.device)
+    tokens_per_s = measure_throughput(model_cfg, train_cfg.batch_size, seq_len, str(device), steps=2, amp=train_cfg.amp)
+    tokens = steps * train_cfg.batch_size * seq_len
+    return (f"{steps:,} steps, {tokens:,} tokens: about {human_duration(tokens / tokens_per_s)} on {device} "
+            f"({tokens_per_s:,.0f} tokens/s measured)")
+
+def run_state(run: dict) -> str:
+    "'finished', or 'stopped at step S of T' for a run (`read_run`) interrupted at step S of its T."
+    if run["summary"] is not None: return "finished"
+    last = Path(run["run_dir"]) / "last.pt"
+    step = load_checkpoint(last)["step"] if last.exists() else max((r["step"] for r in run["metrics"]), default=0)
+    return f"stopped at step {step:,} of {run['config']['total_steps']:,}"
+
+def compared_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, callbacks=None) -> dict:
+    """The run in `run_dir` as it is (`read_run`, with its `state`), whatever its configuration. Only a run that does
+    not exist yet is trained, from scratch, after a line saying so with its estimated time. Never resumes or extends one."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").exists():
+        print(f"No run in {str(run_dir)!r} yet: training it now, "
+              f"{training_estimate(model_cfg, data_cfg, train_cfg)}", flush=True)
+        train(run_dir, model_cfg, data_cfg, train_cfg, callbacks=callbacks)
+    run = read_run(run_dir)
+    run["state"] = run_state(run)
+    if not run["metrics"]:
+        raise ValueError(f"{str(run_dir)!r} {run['state']} before its first evaluation: there is nothing to compare yet. "
+                         f"Resume it with: lmlab-train --run-dir {run_dir} --resume")
+    return run
 
 # %% ../nbs/04_lab.ipynb #56f028ae
 _CHOICES = dict(dataset=["wikitext-2", "wikitext-103", "synthetic"], schedule=["constant", "cosine"], device=["auto", "cpu", "cuda", "mps"])
@@ -128,10 +163,8 @@ def bits_per_byte(nll: float, n_bytes: int) -> float:
 
 def evaluate_run(run_dir, split: str = "validation", checkpoint: str | None = None, device: str = "cpu") -> dict:
     "Evaluate a run's best checkpoint on a whole split: loss, token perplexity, word perplexity, bits per byte."
-    run = read_run(run_dir)
-    cfg = run["config"]
-    data_cfg = DataConfig.from_dict(cfg["data"])
-    tokens = data_cfg.load([split], progress=False)[split]
+    cfg = read_run(run_dir)["config"]
+    tokens = run_data(cfg).load([split], progress=False)[split]  # the run's own text, found as resume finds it
     model = load_model(Path(run_dir) / (checkpoint or cfg["train"]["best_name"]), device)
     ev = evaluate(model, tokens, cfg["seq_len"], device=device)
     return dict(split=split, loss=ev["loss"], ppl=ev["ppl"], word_ppl=word_perplexity(ev["nll"], tokens.stats.words),

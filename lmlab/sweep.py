@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .chinchilla import SWEEP_PRESETS, SweepPlan, SweepRun, _duration, preset_plan, run_record
+from .chinchilla import SWEEP_PRESETS, SweepPlan, SweepRun, human_duration, preset_plan, run_record
 from .data import DataConfig
 from .model import train_flops_per_token
 from .train import (TrainConfig, TrainingInterrupted, _fail, _Parser, finish_run, measure_throughput, read_metrics,
@@ -525,6 +525,6 @@ def _main(a):
                         report_to=tuple(a.report_to), mps=a.mps)
     print("\n| run | N | tokens seen | final val loss |\n|---|---:|---:|---:|")
     for r in records: print(f"| {r['name']} | {r['N']:,} | {r['tokens_seen']:,} | {r['loss']:.4f} |")
-    print(f"\n{len(records)} runs finished in {_duration(time.perf_counter() - t0)}. Fit them in the scaling-sweep "
+    print(f"\n{len(records)} runs finished in {human_duration(time.perf_counter() - t0)}. Fit them in the scaling-sweep "
           f"notebook with PRESET={a.preset!r} and SWEEP_DIR={str(sweep_dir)!r} (finished runs are read, not trained "
           f"again)")

@@ -22,8 +22,8 @@ __all__ = ['CHECKPOINT_FORMAT', 'TRACKED_SCALARS', 'TRACKERS', 'BUDGET_FIELDS', 
            'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers', 'dist_env', 'train_step',
            'measure_throughput', 'CapturedStep', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB',
            'plot_losses', 'default_callbacks', 'flat_config', 'TensorBoardCB', 'WandbCB', 'tracker_callbacks',
-           'read_metrics', 'changed_configs', 'read_run', 'TrainingInterrupted', 'Trainer', 'train', 'finish_run',
-           'this_run', 'build_parser', 'parse_args', 'main']
+           'read_metrics', 'changed_configs', 'read_run', 'run_length', 'TrainingInterrupted', 'Trainer', 'train',
+           'finish_run', 'this_run', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -442,6 +442,18 @@ def read_run(run_dir) -> dict:
     return dict(run_dir=str(run_dir), config=json.loads((run_dir / "config.json").read_text()), metrics=read_metrics(run_dir),
                 summary=json.loads(summary.read_text()) if summary.exists() else None)
 
+# %% ../nbs/02_train.ipynb #bbeeacdc
+def run_length(cfg: TrainConfig, train_tokens, seq_len: int) -> tuple[int, int]:
+    "(steps per epoch, total steps) of a run of `cfg` over `train_tokens` (Tokens or ids) in windows of `seq_len`."
+    tokens_per_step = cfg.batch_size * seq_len
+    if cfg.epochs is None:  # a token or step budget over random windows: an epoch is a unit of measure
+        return max(len(train_tokens) // tokens_per_step, 1), cfg.max_steps or math.ceil(cfg.max_tokens / tokens_per_step)
+    per_epoch = len(TokenWindows(train_tokens, seq_len)) // cfg.batch_size
+    if per_epoch == 0:
+        raise ValueError(f"the training split ({len(train_tokens):,} tokens) does not fill one batch of "
+                         f"{cfg.batch_size} x {seq_len}")
+    return per_epoch, per_epoch * cfg.epochs
+
 # %% ../nbs/02_train.ipynb #ab36125e
 class TrainingInterrupted(KeyboardInterrupt):
     "Training stopped by Ctrl-C (or a kernel interrupt) after saving its current step; the message says how to resume."
@@ -481,15 +493,7 @@ class Trainer:
             if not self.is_main: self.corpus = self.load_cfg.load(("train", "validation"), progress=False)
         self.train_tokens, self.val_tokens = self.corpus["train"], self.corpus["validation"]
         self.tokens_per_step = self.cfg.batch_size * self.seq_len
-        if self.cfg.epochs is not None:
-            self.steps_per_epoch = len(TokenWindows(self.train_tokens, self.seq_len)) // self.cfg.batch_size
-            if self.steps_per_epoch == 0:
-                raise ValueError(f"the training split ({len(self.train_tokens):,} tokens) does not fill one batch of "
-                                 f"{self.cfg.batch_size} x {self.seq_len}")
-            self.total_steps = self.steps_per_epoch * self.cfg.epochs
-        else:
-            self.steps_per_epoch = max(len(self.train_tokens) // self.tokens_per_step, 1)  # epochs are only a unit of measure here
-            self.total_steps = self.cfg.max_steps or math.ceil(self.cfg.max_tokens / self.tokens_per_step)
+        self.steps_per_epoch, self.total_steps = run_length(self.cfg, self.train_tokens, self.seq_len)
         torch.manual_seed(self.cfg.seed)
         if self.device.type == "cuda": torch.set_float32_matmul_precision("high")  # TF32 for the float32 matmuls left
         model = LanguageModel.from_config(self.model_cfg).to(self.device)

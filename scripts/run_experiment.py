@@ -39,16 +39,22 @@ def main():
     os.environ.update(LMLAB_MODE=a.mode, LMLAB_RUNS=str(runs))
     print(f"running {a.notebook} in {a.mode} mode with {params}; runs under {runs}", flush=True)
     t0 = time.time()
+    name = a.notebook.stem.split("_", 1)[-1]
+    run_dir = Path(params["RUN_DIR"]) if params.get("RUN_DIR") else runs / f"{name}-{a.mode}"
+    if not run_dir.is_absolute(): run_dir = a.notebook.parent.resolve() / run_dir
     with tempfile.TemporaryDirectory() as tmp:
-        executed = Path(tmp) / a.notebook.name
-        pm.execute_notebook(str(a.notebook), str(executed), parameters=params, cwd=str(a.notebook.parent.resolve()),
-                            kernel_name="python3", progress_bar=False)
-        name = a.notebook.stem.split("_", 1)[-1]
-        run_dir = Path(params["RUN_DIR"]) if params.get("RUN_DIR") else runs / f"{name}-{a.mode}"
-        if not run_dir.is_absolute(): run_dir = a.notebook.parent.resolve() / run_dir
-        out = (run_dir if run_dir.exists() else runs) / a.notebook.name
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(executed, out)
+        executed, failure = Path(tmp) / a.notebook.name, None
+        try: pm.execute_notebook(str(a.notebook), str(executed), parameters=params, cwd=str(a.notebook.parent.resolve()),
+                                 kernel_name="python3", progress_bar=False)
+        except pm.PapermillExecutionError as e: failure = e
+        finally:  # kept either way: on a failure it holds the whole traceback
+            out = (run_dir if run_dir.exists() else runs) / a.notebook.name
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if executed.exists(): shutil.copyfile(executed, out)
+    if failure is not None:
+        message = " ".join(str(failure.evalue).split()) or "(no message)"
+        fail(f"{a.notebook.name} failed in cell [{failure.exec_count or failure.cell_index}] with {failure.ename}: {message}. "
+             f"The executed notebook, with the whole traceback: {out}")
     print(f"done in {time.time() - t0:.0f} s; executed notebook: {out}")
     for f in ("lab_log.md", "loss.png", "metrics.jsonl", "mha_model_best.pt"):
         if (run_dir / f).exists(): print(f"  {run_dir / f}")

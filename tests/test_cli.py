@@ -1,5 +1,5 @@
 "`lmlab-train` as a person types it: resume from the run's own record, one-line errors, Ctrl-C, readable files."
-import json, os, signal, subprocess, time
+import json, os, signal, subprocess, sys, time
 from pathlib import Path
 from conftest import BIN, run
 from test_train_processes import ENV, TINY, metrics, train_cmd
@@ -135,6 +135,43 @@ def test_resume_in_a_fresh_shell_reads_the_recorded_folder(tmp_path):
     here.rename(tmp_path / "elsewhere")
     res = subprocess.run(more, env=_fresh_shell(), capture_output=True, text=True, timeout=300)
     one_line_error(res, str(here.resolve()), "is not there any more", "LMLAB_WIKITEXT_DIR")
+
+
+EVALUATE_RUN = """
+import sys
+from lmlab.lab import evaluate_run
+try: r = evaluate_run(sys.argv[1], split="test")
+except (ValueError, OSError) as e: sys.exit(f"evaluate_run: {e}")
+print("test loss", r["loss"], "words", r["words"])
+"""
+
+
+def test_every_reader_of_a_runs_data_finds_the_recorded_folder_in_a_fresh_shell(tmp_path):
+    "evaluate_run and lmlab-eval read the run's text as resume does: from its recorded folder, each file checked."
+    from lmlab.data import make_wikitext_like
+    here = make_wikitext_like(tmp_path / "data")
+    rd, model = tmp_path / "r", ["--max-seq-len", "32", "--d-model", "16", "--num-heads", "2", "--d-ff", "32", "--num-layers", "1"]
+    run([BIN / "lmlab-train", "--run-dir", rd, "--cache-dir", tmp_path / "cache", *model, "--max-steps", "2", "--batch-size", "4"],
+        env={**ENV, "LMLAB_WIKITEXT_DIR": str(here.parent)})
+    readers = {"evaluate_run": [sys.executable, "-c", EVALUATE_RUN, rd],
+               "lmlab-eval": [BIN / "lmlab-eval", rd, "--tasks", "lmlab_wikitext,lmlab_wikitext_stock", "--limit", "1"]}
+    for name, cmd in readers.items():
+        res = subprocess.run(cmd, env=_fresh_shell(), capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, (name, res.stderr)
+        assert ("test loss" if name == "evaluate_run" else "| lmlab_wikitext_stock |") in res.stdout, (name, res.stdout)
+    train_file = here / "train-00000-of-00001.parquet"
+    original = train_file.read_bytes()
+    def each_says(needle):  # one line naming the folder and the way out
+        for name, cmd in readers.items():
+            res = subprocess.run(cmd, env=_fresh_shell(), capture_output=True, text=True, timeout=300)
+            lines = [l for l in res.stderr.splitlines() if l.strip()]
+            assert res.returncode != 0 and len(lines) == 1 and "Traceback" not in res.stderr, (name, res.stderr)
+            for n in (str(here.resolve()), needle, "LMLAB_WIKITEXT_DIR"): assert n in lines[0], (name, n, lines[0])
+    train_file.write_bytes(original + b"\0")
+    each_says("has changed since")
+    train_file.write_bytes(original)
+    here.rename(tmp_path / "elsewhere")
+    each_says("is not there any more")
 
 
 def test_an_unreachable_hub_fails_at_once_in_one_line(tmp_path):

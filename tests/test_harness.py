@@ -41,17 +41,28 @@ def test_lmlab_eval_agrees_with_the_lab_books_figures(tmp_path):
     # long enough to learn the corpus: context then matters, so rolling and fixed windows differ measurably
     run(train_cmd(rd, tmp_path / "cache", "--epochs", "6", "--batch-size", "4", "--eval-every", "50"), env=ENV)
     res = run([BIN / "lmlab-eval", rd], env=ENV)
-    results_file = rd / "lm_eval" / "lmlab_wikitext.json"
+    results_file = rd / "lm_eval" / "lmlab_wikitext+lmlab_wikitext_stock.json"
     assert f"wrote {results_file}" in res.stdout
     for metric in ("word_perplexity", "byte_perplexity", "bits_per_byte"): assert metric in res.stdout
+    # both figures side by side, each with the line that says what it measures
+    assert "| lmlab_wikitext | " in res.stdout and "the text as the model was trained on it" in res.stdout
+    assert "| lmlab_wikitext_stock | " in res.stdout and "lm-eval's stock `wikitext` definition" in res.stdout
     results = json.loads(results_file.read_text())
-    assert results["results"]["lmlab_wikitext"]["sample_len"] == 8  # the generated corpus's 8 test articles, all scored
+    for task in ("lmlab_wikitext", "lmlab_wikitext_stock"):  # the generated corpus's 8 test articles, all scored
+        assert results["results"][task]["sample_len"] == 8
+
+    # a quick look (--limit) is written apart and never replaces the full score
+    full = results_file.read_bytes()
+    res = run([BIN / "lmlab-eval", rd, "--limit", "2"], env=ENV)
+    limited = rd / "lm_eval" / "lmlab_wikitext+lmlab_wikitext_stock.limit2.json"
+    assert f"wrote {limited}" in res.stdout and results_file.read_bytes() == full
+    assert json.loads(limited.read_text())["results"]["lmlab_wikitext"]["sample_len"] == 2
     assert "agree" in run([sys.executable, "-c", CROSS_CHECK, rd, results_file], env=ENV).stdout
 
     # an export scores the same; lm-eval also finds the model by name
     out = tmp_path / "export"
     run([BIN / "lmlab-export", rd, out], env=ENV)
-    run([BIN / "lmlab-eval", out], env=ENV)
+    run([BIN / "lmlab-eval", out, "--tasks", "lmlab_wikitext"], env=ENV)
     exported = json.loads((out / "lm_eval" / "lmlab_wikitext.json").read_text())["results"]["lmlab_wikitext"]
     assert exported["bits_per_byte,none"] == results["results"]["lmlab_wikitext"]["bits_per_byte,none"]
     by_name = f"""

@@ -7,7 +7,8 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", ROOT], timeout=900)
     wheel, = (tmp_path / "dist").glob("lmlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"lmlab/data.py", "lmlab/model.py", "lmlab/train.py", "lmlab/harness.py", "lmlab/tasks/lmlab_wikitext.yaml"} <= set(names)
+    assert {"lmlab/data.py", "lmlab/model.py", "lmlab/train.py", "lmlab/harness.py", "lmlab/tasks/lmlab_wikitext.yaml",
+            "lmlab/tasks/lmlab_wikitext_stock.yaml"} <= set(names)
     assert not any(n.startswith(("tests/", "nbs/", "scripts/")) for n in names)  # the library only
 
     venv = tmp_path / "venv"
