@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #f42dfd03
 from __future__ import annotations
-import contextlib, dataclasses, functools, hashlib, json, os, random, re, shutil, socket, tempfile, urllib.parse, warnings
+import contextlib, dataclasses, errno, functools, hashlib, json, os, random, re, shutil, socket, tempfile, urllib.parse, warnings
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -16,10 +16,11 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'MARKOV_SPLIT_TOKENS', 'wikitext_config',
            'make_wikitext_like', 'find_split_files', 'hub_reachable', 'load_wikitext', 'tiktoken_cache_dir',
-           'seed_tiktoken_cache', 'gpt2_tokenizer', 'atomic_path', 'iter_articles', 'SplitStats', 'encode_articles',
-           'tokenize_split', 'lmlab_cache_dir', 'Tokens', 'data_source', 'describe_source', 'load_tokens',
-           'recorded_data_dir', 'load_corpus', 'count_table', 'token_ids', 'TokenWindows', 'WindowBatches',
-           'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig', 'DataConfig', 'run_data']
+           'seed_tiktoken_cache', 'gpt2_tokenizer', 'WriteError', 'write_error', 'atomic_path', 'append_line',
+           'iter_articles', 'SplitStats', 'encode_articles', 'tokenize_split', 'lmlab_cache_dir', 'Tokens',
+           'data_source', 'describe_source', 'load_tokens', 'recorded_data_dir', 'load_corpus', 'count_table',
+           'token_ids', 'TokenWindows', 'WindowBatches', 'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig',
+           'DataConfig', 'run_data']
 
 # %% ../nbs/00_data.ipynb #3720dff9
 WIKITEXT_HUB = "Salesforce/wikitext"
@@ -205,20 +206,63 @@ def gpt2_tokenizer():
 def _umask() -> int:
     mask = os.umask(0); os.umask(mask); return mask
 
-@contextlib.contextmanager
-def atomic_path(path):
-    "Yield a temporary path beside `path`; on success it is flushed to disk and renamed to `path` in one step."
+class WriteError(OSError):
+    "A file that could not be written: a full disk, a read-only or forbidden folder. Its text names the file and why."
+    def __str__(self): return self.strerror
+
+_WRITE_ERRNOS = {errno.ENOSPC: "no space left on its disk", errno.EDQUOT: "the disk quota is used up",
+                 errno.EROFS: "its filesystem is read-only", errno.EACCES: "permission denied",
+                 errno.EPERM: "permission denied", errno.EIO: "an input/output error", errno.EFBIG: "the file is too large"}
+
+def _megabytes(n: int) -> str: return f"{n / 1e6:,.1f} MB"
+
+def write_error(path, e: BaseException, needs: int | None = None) -> WriteError | BaseException:
+    """`e`, raised while writing `path`, as a `WriteError` naming the file and the reason (for a full disk, the space
+    `needs` and the space free there); an error that is not about writing (a file to read that is missing) as it is."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from colleagues: keep the user's umask
+    if isinstance(e, WriteError): return e
+    code = e.errno if isinstance(e, OSError) else None
+    folder = next(p for p in [path.parent, *path.parents] if p.exists())
+    free = shutil.disk_usage(folder).free
+    if code is None and isinstance(e, RuntimeError):  # torch.save reports a short write as a RuntimeError
+        code = errno.ENOSPC if needs and free < needs + (1 << 20) else errno.EIO
+    if code not in _WRITE_ERRNOS: return e
+    space = ""
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        space = f" ({'it needs about ' + _megabytes(needs) + ', ' if needs else ''}{_megabytes(free)} free there)"
+    return WriteError(code, f"could not write {str(path)!r}: {_WRITE_ERRNOS[code]}{space}")
+
+@contextlib.contextmanager
+def atomic_path(path, needs: int | None = None):
+    """Yield a temporary path beside `path`; on success it is flushed to disk and renamed to `path` in one step. A write
+    that fails leaves `path` as it was and no temporary file, and is a `WriteError` (`needs`: the bytes it writes)."""
+    path, tmp_name = Path(path), None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        os.chmod(tmp_name, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from colleagues: keep the user's umask
         yield Path(tmp_name)
         with open(tmp_name, "rb+") as f: os.fsync(f.fileno())
         os.replace(tmp_name, path)
+    except (OSError, RuntimeError) as e:
+        error = write_error(path, e, needs)
+        if error is e: raise
+        raise error from None
     finally:
-        if os.path.exists(tmp_name): os.unlink(tmp_name)
+        if tmp_name and os.path.exists(tmp_name): os.unlink(tmp_name)
+
+def append_line(path, line: str):
+    "Append `line` and a newline to `path`, on disk when it returns; a failed write leaves the file as it was (a WriteError)."
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    size, data = os.fstat(fd).st_size, (line + "\n").encode()
+    try:
+        while data: data = data[os.write(fd, data):]
+        os.fsync(fd)
+    except OSError as e:
+        os.ftruncate(fd, size)  # no half line for the next reader
+        raise write_error(path, e) from None
+    finally: os.close(fd)
 
 # %% ../nbs/00_data.ipynb #4ee71201
 _TITLE = re.compile(r"^ = [^=](?:.*[^=])? = \n?$")
@@ -593,9 +637,13 @@ class DataConfig(JSONConfig):
         return self if folder is None else dataclasses.replace(self, data_dir=folder)
 
     def load(self, splits=SPLITS, progress: bool = True) -> dict[str, Tokens]:
-        if self.dataset == "markov": return {s: self._markov_split(s) for s in splits}
-        return load_corpus(self.config, self.source_dir(), self.cache_dir, splits, progress,
-                           label="generated corpus" if self.dataset == "synthetic" else None)
+        try:
+            if self.dataset == "markov": return {s: self._markov_split(s) for s in splits}
+            return load_corpus(self.config, self.source_dir(), self.cache_dir, splits, progress,
+                               label="generated corpus" if self.dataset == "synthetic" else None)
+        except WriteError as e:  # the token cache (or the generated corpus) could not be written
+            raise WriteError(e.errno, f"{e}; the token cache lives in {str(lmlab_cache_dir(self.cache_dir))!r}: make "
+                                      f"room there, or point LMLAB_CACHE (--cache-dir) at a disk with room") from None
 
     def _markov_split(self, split: str) -> Tokens:
         "A split of the planted corpus, sampled once into the token cache (each split its own seed: same validation for any size)."

@@ -22,7 +22,8 @@ from .train import (TrainConfig, TrainingInterrupted, _fail, _Parser, finish_run
 # %% auto #0
 __all__ = ['RUNS_PER_GPU', 'MPS_CONTROL', 'Slot', 'cpu_cores', 'device_slots', 'describe_slots', 'enter_slot', 'end_with_parent',
            'train_run', 'gpu_sharing', 'SweepError', 'SweepInterrupted', 'in_processes', 'with_train', 'run_sweep',
-           'SlotError', 'measure_slots', 'estimate_wall_seconds', 'build_parser', 'main']
+           'ray_token_auth', 'connect_ray', 'SlotError', 'measure_slots', 'estimate_wall_seconds', 'build_parser',
+           'main']
 
 # %% ../nbs/07_sweep.ipynb #172e68b1
 RUNS_PER_GPU = 4  # runs sharing one GPU by default (bench/sweep.py --device cuda measures what pays off)
@@ -187,11 +188,14 @@ class SweepError(RuntimeError):
                          + "; ".join(f"{name}: {why}" for name, why in failures.items()))
 
 class SweepInterrupted(KeyboardInterrupt):
-    "A sweep stopped by Ctrl-C after its running runs saved their step; running it again goes on from there."
+    "A sweep stopped by a signal (Ctrl-C, SIGTERM, SIGUSR1) after its running runs saved their step; run it again to go on."
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message); self.signum = int(signum)
     @classmethod
-    def after(cls, finished: int, total: int):
-        return cls(f"sweep interrupted: {finished} of {total} runs finished, the others saved where they stopped; "
-                   f"run the sweep again to go on")
+    def after(cls, finished: int, total: int, signum: int = signal.SIGINT):
+        by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+        return cls(f"sweep interrupted{by}: {finished} of {total} runs finished, the others saved where they stopped; "
+                   f"run the sweep again to go on", signum)
 
 def _context():
     "Workers forked from a server that has imported lmlab once: a fast start, and none of the parent's threads."
@@ -226,10 +230,14 @@ def in_processes(jobs: list[tuple], slots: list[Slot], max_retries: int = 2, on_
                  log=print) -> tuple[dict, dict]:
     """Run `jobs` (name, fn, args) side by side, a process each, at most one per slot: `fn(*args, slot=slot)` in the
     worker. Returns ({name: result}, {name: error}). A worker that dies is started again, up to `max_retries` times; an
-    error raised by `fn` is final. Ctrl-C asks the running workers to stop (once), waits for them and raises
-    SweepInterrupted."""
+    error raised by `fn` is final; a worker stopped by a signal of its own (it saved its step) is started again too.
+    Ctrl-C, SIGTERM or SIGUSR1 passes the same signal on to the running workers (once), waits for them to save and
+    raises SweepInterrupted."""
     ctx, pending, free, running = _context(), list(jobs), list(slots), {}
-    results, failures, deaths = {}, {}, {}
+    results, failures, deaths, stop = {}, {}, {}, [signal.SIGINT]
+    def on_signal(signum, frame): stop[0] = signum; raise KeyboardInterrupt
+    handlers = ({s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGUSR1)}
+                if threading.current_thread() is threading.main_thread() else {})
     def start(job, slot):
         name, fn, args = job
         parent, child = ctx.Pipe(duplex=False)
@@ -258,22 +266,26 @@ def in_processes(jobs: list[tuple], slots: list[Slot], max_retries: int = 2, on_
             while pending and free: start(pending.pop(0), free.pop(0))
             for job, message, code in ended(timeout=1.0):
                 name = job[0]
-                if message is None:  # the worker died: its run's last checkpoint is where a new worker goes on
-                    deaths[name] = deaths.get(name, 0) + 1
+                if message is None or message[0] == "interrupted":  # died, or stopped alone by a signal and saved:
+                    deaths[name] = deaths.get(name, 0) + 1          # its run's last checkpoint is where it goes on
+                    why = f"its worker {_exit_reason(code)}" if message is None else f"its worker was stopped ({message[1]})"
                     if deaths[name] <= max_retries:
-                        log(f"{name}: its worker {_exit_reason(code)}; starting it again from its last checkpoint "
+                        log(f"{name}: {why}; starting it again from its last checkpoint "
                             f"(retry {deaths[name]} of {max_retries})")
                         pending.insert(0, job)
-                    else: failures[name] = f"its worker died {deaths[name]} time(s), last {_exit_reason(code)}"
+                    elif message is None: failures[name] = f"its worker died {deaths[name]} time(s), last {_exit_reason(code)}"
+                    else: failures[name] = f"its worker was stopped {deaths[name]} time(s), last: {message[1]}"
                 elif message[0] == "ok": results[name] = message[1]
-                else: failures[name] = message[1]  # its own error (or a stop asked of it alone): final
+                else: failures[name] = message[1]  # its own error: final
             if on_poll: on_poll(results, [w["job"][0] for w in running.values()])
     except KeyboardInterrupt:
-        log(f"stopping: {len(running)} running run(s) save their step first (Ctrl-C again to stop at once)")
-        for w in running.values(): os.kill(w["process"].pid, signal.SIGINT)
-        while running: ended()  # a second Ctrl-C lands in `finally`: the workers are killed
-        raise SweepInterrupted.after(len(results), len(jobs)) from None
+        name = signal.Signals(stop[0]).name
+        log(f"stopping on {name}: {len(running)} running run(s) save their step first (a second one stops at once)")
+        for w in running.values(): os.kill(w["process"].pid, stop[0])
+        while running: ended()  # a second signal lands in `finally`: the workers are killed
+        raise SweepInterrupted.after(len(results), len(jobs), stop[0]) from None
     finally:
+        for s, h in handlers.items(): signal.signal(s, h)
         for w in running.values(): w["process"].kill()
     return results, failures
 
@@ -337,18 +349,33 @@ def run_sweep(sweep_dir, plan: SweepPlan, data_cfg: DataConfig, workers: int | N
 _PASSED_ON = ("LMLAB_WIKITEXT_DIR", "LMLAB_CACHE", "LMLAB_GPT2_BPE_DIR", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE",
               "WANDB_MODE", "WANDB_PROJECT")  # where data comes from, and where trackers write: the same on every node
 
+def ray_token_auth() -> bool:
+    """Whether this process's Ray authenticates with a token (`RAY_AUTH_MODE=token`; Ray sets it for a new local
+    cluster). A driver without one that joined a cluster has found an open one: its clients need no token."""
+    return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
+
+def connect_ray(address: str | None):
+    """Ray, connected to the cluster at `address` (None or 'local': a new one here), with lmlab's data and tracker
+    variables passed on to its tasks; one line on stderr if the cluster lets clients in without a token."""
+    try: import ray
+    except ImportError: raise ImportError("the Ray executor needs Ray: pip install 'lmlab[ray]'") from None
+    if ray.is_initialized(): return ray
+    local = address in (None, "local")
+    ray.init(address=None if local else address, include_dashboard=False if local else None,
+             logging_level="ERROR" if local else "INFO",  # a Ray of our own: its start-up chatter is not news
+             runtime_env={"env_vars": {k: os.environ[k] for k in _PASSED_ON if k in os.environ}})
+    if not local and not ray_token_auth():
+        print(f"warning: the Ray cluster at {address} was joined without token authentication: anyone who can reach "
+              f"its ports can run code on it. Start every node, and the sweep, with RAY_AUTH_MODE=token and one shared "
+              f"token (the sweep notebook's cluster recipe)", file=sys.stderr, flush=True)
+    return ray
+
 def _ray_task(sweep_dir, run, data_cfg, slot):
     return train_run(sweep_dir, run, data_cfg, slot=slot)
 
 def _on_ray(sweep_dir, runs, data_cfg, device, threads_per_run, runs_per_gpu, address, max_retries, on_poll, log):
     "Each run a Ray task asking for its CPU threads and its share of a GPU; Ray retries a task whose worker died."
-    try: import ray
-    except ImportError: raise ImportError("the Ray executor needs Ray: pip install 'lmlab[ray]'") from None
-    if not ray.is_initialized():
-        local = address in (None, "local")
-        ray.init(address=None if local else address, include_dashboard=False if local else None,
-                 logging_level="ERROR" if local else "INFO",  # a Ray of our own: its start-up chatter is not news
-                 runtime_env={"env_vars": {k: os.environ[k] for k in _PASSED_ON if k in os.environ}})
+    ray = connect_ray(address)
     gpus = ray.cluster_resources().get("GPU", 0)
     on_gpu = device.startswith("cuda") or (device == "auto" and gpus > 0)
     if on_gpu and not gpus:
@@ -501,7 +528,7 @@ def main(argv=None):
         for name, why in e.failures.items(): print(f"lmlab-sweep: {name} failed: {why}", file=sys.stderr)
         _fail(f"lmlab-sweep: {len(e.failures)} of {len(e.failures) + len(e.records)} runs failed; the others finished. "
               f"Fix the cause and run the same command again: finished runs are kept", 1, a.debug)
-    except KeyboardInterrupt as e: _fail(f"lmlab-sweep: {e or 'interrupted'}", 130, a.debug)
+    except KeyboardInterrupt as e: _fail(f"lmlab-sweep: {e or 'interrupted'}", 128 + getattr(e, "signum", 2), a.debug)
     except (ValueError, OSError, ImportError, ConnectionError, RuntimeError) as e:
         _fail(f"lmlab-sweep: error: {e}", 1, a.debug)
 

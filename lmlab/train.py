@@ -12,13 +12,13 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, atomic_path, describe_source, epoch_loader, random_batches,
-                        token_ids)
+from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, WriteError, append_line, atomic_path, describe_source,
+                        epoch_loader, random_batches, token_ids)
 from .model import LanguageModel, ModelConfig, param_counts, threads_for_blocks, train_flops_per_token, unwrap
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'TRACKED_SCALARS', 'TRACKERS', 'BUDGET_FIELDS', 'WATCH_FIELDS', 'PROFILES', 'FIELD_HELP',
-           'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate', 'save_checkpoint', 'CheckpointError',
+__all__ = ['CHECKPOINT_FORMAT', 'TRACKED_SCALARS', 'TRACKERS', 'BUDGET_FIELDS', 'WATCH_FIELDS', 'STOP_SIGNALS', 'PROFILES',
+           'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate', 'save_checkpoint', 'CheckpointError',
            'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers', 'dist_env', 'train_step',
            'measure_throughput', 'CapturedStep', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB',
            'plot_losses', 'default_callbacks', 'flat_config', 'TensorBoardCB', 'WandbCB', 'tracker_callbacks',
@@ -43,6 +43,7 @@ class TrainConfig(JSONConfig):
     eval_every: int | None = None      # also evaluate every N steps (always at each epoch's end and at the end)
     eval_batch_size: int = 32
     checkpoint_every: int | None = None  # also save the last checkpoint every N steps
+    save_every_minutes: float | None = 15.0  # ... and after this much wall-clock time: what a kill -9 can cost at most
     early_stopping: int | None = None  # stop after this many evaluations without a better validation loss
     seed: int = 0
     num_workers: int = 0
@@ -65,6 +66,8 @@ class TrainConfig(JSONConfig):
         if not self.lr > 0: raise ValueError(f"lr must be positive, got {self.lr!r}")
         if not self.weight_decay >= 0: raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not self.max_norm > 0: raise ValueError(f"max_norm must be positive, got {self.max_norm!r}")
+        if self.save_every_minutes is not None and not self.save_every_minutes > 0:
+            raise ValueError(f"save_every_minutes must be positive or None, got {self.save_every_minutes!r}")
         if self.schedule not in ("constant", "cosine"): raise ValueError(f"schedule must be 'constant' or 'cosine', got {self.schedule!r}")
         if not 0 <= self.min_lr_ratio <= 1: raise ValueError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio!r}")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0: raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps!r}")
@@ -129,9 +132,16 @@ def _autocast(device, amp: bool):
 # %% ../nbs/02_train.ipynb #d1da369d
 CHECKPOINT_FORMAT = 1
 
+def _nbytes(obj) -> int:
+    "The bytes of the tensors in a (nested) state: about what its checkpoint takes on disk."
+    if torch.is_tensor(obj): return obj.nelement() * obj.element_size()
+    if isinstance(obj, dict): return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)): return sum(_nbytes(v) for v in obj)
+    return 0
+
 def save_checkpoint(path, state: dict):
-    "Write `state` to `path` atomically."
-    with atomic_path(path) as tmp_path: torch.save(state, tmp_path)
+    "Write `state` to `path` atomically: a write that fails (a full disk) leaves the old file whole, as a `WriteError`."
+    with atomic_path(path, needs=_nbytes(state)) as tmp_path: torch.save(state, tmp_path)
 
 class CheckpointError(ValueError):
     "A checkpoint that cannot be used: empty, truncated or corrupt, or holding pickled code."
@@ -424,7 +434,7 @@ def read_metrics(run_dir) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 BUDGET_FIELDS = ("epochs", "max_tokens", "max_steps")  # the only fields a resumed run may change, and only to extend it
-WATCH_FIELDS = ("report_to",)  # what watches a run, not what it is: a resumed run may add or drop trackers
+WATCH_FIELDS = ("report_to", "save_every_minutes")  # how a run is watched and kept, not what it is: may change on resume
 
 def changed_configs(saved: dict, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, ignore=()) -> list[str]:
     "Which of 'model', 'data', 'train' in a saved config record (config.json, or a checkpoint's) differ from these (`ignore`: fields)."
@@ -455,8 +465,13 @@ def run_length(cfg: TrainConfig, train_tokens, seq_len: int) -> tuple[int, int]:
     return per_epoch, per_epoch * cfg.epochs
 
 # %% ../nbs/02_train.ipynb #ab36125e
+STOP_SIGNALS = tuple(getattr(signal, s) for s in ("SIGINT", "SIGTERM", "SIGUSR1") if hasattr(signal, s))
+# Ctrl-C; what SLURM (scancel, preemption, the time limit), Kubernetes, `timeout` and systemd send; SLURM's --signal
+
 class TrainingInterrupted(KeyboardInterrupt):
-    "Training stopped by Ctrl-C (or a kernel interrupt) after saving its current step; the message says how to resume."
+    "Training stopped by a signal (`STOP_SIGNALS`, a kernel interrupt) after saving its step; the message says how to go on."
+    def __init__(self, message: str, signum: int = signal.SIGINT):
+        super().__init__(message); self.signum = int(signum)
 
 class Trainer:
     "Train a `LanguageModel` into `run_dir`, recording metrics and checkpoints."
@@ -618,10 +633,11 @@ class Trainer:
         self.interval = dict(loss_sum=0.0, steps=0, grad_norm_sum=0.0, time_s=0.0, tokens=0)
         self.history.append(row)
         if self.is_main:
-            with open(self.run_dir / "metrics.jsonl", "a") as f: f.write(json.dumps(row) + "\n"); f.flush(); os.fsync(f.fileno())
+            append_line(self.run_dir / "metrics.jsonl", json.dumps(row))
             state = self.state()
             if improved: save_checkpoint(self.best_path, state)
             save_checkpoint(self.last_path, state)
+        self.saved_at = time.monotonic()
         for cb in self.callbacks: cb.after_eval(self, row)
         if self.cfg.early_stopping and self.evals_since_best >= self.cfg.early_stopping:
             self.stop_reason = f"early stopping: no better validation loss in {self.evals_since_best} evaluations"
@@ -630,14 +646,18 @@ class Trainer:
         held = (self.run_dir / "metrics.jsonl").exists()  # every rank looks before the barrier, so before rank 0 writes
         if self.is_main: self.run_dir.mkdir(parents=True, exist_ok=True)
         self._barrier()
-        if resume and self.last_path.exists():
-            self.load_state(load_checkpoint(self.last_path, map_location=self.device))
+        # the last checkpoint, or the best where the last was never written (a disk that filled up): a whole state too
+        start_from = next((p for p in (self.last_path, self.best_path) if p.exists()), None) if resume else None
+        if start_from is not None:
+            self.load_state(load_checkpoint(start_from, map_location=self.device))
             if self.extend and self.step >= self.total_steps:
                 raise ValueError(f"cannot extend {str(self.run_dir)!r} to {self.total_steps:,} steps: it has run {self.step:,} already")
             if self.is_main:
                 if self.extend:  # the record follows the run: its budget is now the extended one
                     with atomic_path(self.run_dir / "config.json") as p: p.write_text(json.dumps(self._config_record(), indent=1))
-                print(f"resumed from step {self.step:,} of {self.total_steps:,} ({self.run_dir})", flush=True)
+                print(f"resumed from step {self.step:,} of {self.total_steps:,} ({self.run_dir}"
+                      + (f", from {start_from.name}: last.pt was never written)" if start_from != self.last_path else ")"),
+                      flush=True)
             if self.is_main:  # rows written after the checkpoint will be written again
                 rows = [r for r in read_metrics(self.run_dir) if r["step"] <= self.step]
                 with atomic_path(self.run_dir / "metrics.jsonl") as p: p.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -650,18 +670,49 @@ class Trainer:
             with atomic_path(self.run_dir / "config.json") as p: p.write_text(json.dumps(self._config_record(), indent=1))
             (self.run_dir / "metrics.jsonl").write_text("")
 
-    def _on_interrupt(self, signum, frame):
-        if self.interrupted: raise KeyboardInterrupt  # a second Ctrl-C stops at once
-        self.interrupted = True                       # the first finishes the step, saves it and stops
+    def _save_last(self):
+        "Save the current step to last.pt (rank 0), between evaluations: every rank syncs, so the ranks stay in step."
+        self._sync()
+        if self.is_main: save_checkpoint(self.last_path, self.state())
+        self.saved_at = time.monotonic()
+
+    def _agree(self):
+        """At a sync point (every step on a CPU): stop if a signal came, save if `save_every_minutes` have passed since
+        the last save. Under DDP the ranks agree first, so every rank stops (and saves) at the same step."""
+        minutes = self.cfg.save_every_minutes
+        flags = [float(bool(self.interrupted)), float(minutes is not None and time.monotonic() - self.saved_at >= 60 * minutes)]
+        if self.world_size > 1:
+            agreed = torch.tensor(flags, device=self.device); dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
+            flags = agreed.tolist()
+        self.stopping, self.save_due = flags[0] > 0, flags[1] > 0
+
+    def _resume_hint(self) -> str: return f"Resume with: lmlab-train --run-dir {self.run_dir} --resume"
+
+    def _on_signal(self, signum, frame):
+        name = signal.Signals(signum).name
+        if not self.in_loop:  # loading or tokenizing: nothing to save yet
+            raise TrainingInterrupted(f"stopped by {name} before training started; nothing was saved", signum)
+        if self.interrupted:
+            if time.monotonic() - self.signalled_at < 1.0: return  # the same stop twice (torchrun passes Ctrl-C on too)
+            raise TrainingInterrupted(f"stopped at once by a second {name} at step {self.step:,}; nothing since the last "
+                                      f"checkpoint was saved. {self._resume_hint()}", signum)
+        self.interrupted, self.signalled_at = signum, time.monotonic()  # the first: finish the step, save it, stop
 
     def fit(self, resume: bool = False) -> dict:
-        "Train to the end of the budget (or early stop); return the run's summary. Ctrl-C saves the current step, then stops."
-        self.interrupted, handler = False, None
-        if self.world_size == 1 and threading.current_thread() is threading.main_thread():
-            handler = signal.signal(signal.SIGINT, self._on_interrupt)
+        """Train to the end of the budget (or early stop); return the run's summary. A stop signal (Ctrl-C, SIGTERM,
+        SIGUSR1) saves the step it arrives at and stops with `TrainingInterrupted`; a second stops at once."""
+        self.interrupted, self.stopping, self.in_loop, handlers = None, False, False, {}
+        if threading.current_thread() is threading.main_thread():
+            handlers = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
         try: return self._fit(resume)
+        except WriteError as e:  # a full disk, say: nothing saved before is lost; say how to go on
+            kept = next((str(p) for p in (self.last_path, self.best_path) if p.exists()), None)
+            raise WriteError(e.errno, f"{e}. Nothing saved before is lost{f' ({kept!r} is whole)' if kept else ''}: make "
+                                      f"room (or fix the folder), then "
+                                      + (self._resume_hint() if (self.run_dir / "config.json").exists()
+                                         else "run the same command again")) from None
         finally:
-            if handler is not None: signal.signal(signal.SIGINT, handler)
+            for s, h in handlers.items(): signal.signal(s, h)
 
     def _fit(self, resume: bool) -> dict:
         if resume and self.given_corpus is None and (self.run_dir / "config.json").exists():  # before any loading or tokenizing
@@ -671,8 +722,9 @@ class Trainer:
         self._setup()
         self._start(resume)
         for cb in self.callbacks: cb.before_fit(self)
+        self.saved_at, self.save_due, self.in_loop = time.monotonic(), False, True
         try:
-            while self.step < self.total_steps and self.stop_reason is None and not self.interrupted:
+            while self.step < self.total_steps and self.stop_reason is None and not self.stopping:
                 t0 = time.perf_counter()
                 for x, y in self._batches():
                     loss, grad_norm = self._train_step(x, y)
@@ -682,20 +734,26 @@ class Trainer:
                     dt = time.perf_counter() - t0
                     self.time_s += dt; self.interval["time_s"] += dt; self.interval["tokens"] += self.tokens_per_step
                     for cb in self.callbacks: cb.after_step(self)
+                    if not self.pending: self._agree()  # a sync point: stop on a signal, save on the clock, ranks alike
                     end_of_epoch = self.cfg.epochs is not None and self.batch_in_epoch == self.steps_per_epoch
                     if end_of_epoch: self.epoch += 1; self.batch_in_epoch = 0
                     if end_of_epoch or self.step == self.total_steps or (self.cfg.eval_every and self.step % self.cfg.eval_every == 0):
                         self._evaluate_and_record()
-                    elif self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0 and self.is_main:
-                        save_checkpoint(self.last_path, self.state())
-                    if self.step >= self.total_steps or self.stop_reason or end_of_epoch or self.interrupted: break
+                    elif self.save_due or (self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0):
+                        self._save_last()
+                    self.save_due = False
+                    if self.step >= self.total_steps or self.stop_reason or end_of_epoch or self.stopping: break
                     t0 = time.perf_counter()
         finally:
             for cb in self.callbacks: cb.after_fit(self)
-        if self.interrupted:
+        if self.stopping:
+            # the signal that came (a callback may set True; on another rank none may have arrived yet)
+            signum = self.interrupted if type(self.interrupted) is int else signal.SIGINT
             if self.is_main: save_checkpoint(self.last_path, self.state())
-            raise TrainingInterrupted(f"interrupted at step {self.step:,} of {self.total_steps:,}; saved to {str(self.last_path)!r}. "
-                                      f"Resume with: lmlab-train --run-dir {self.run_dir} --resume")
+            self._barrier()  # every rank waits for the save: a launcher that sees one rank end stops the others
+            by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
+            raise TrainingInterrupted(f"interrupted at step {self.step:,} of {self.total_steps:,}{by}; saved to "
+                                      f"{str(self.last_path)!r}. {self._resume_hint()}", signum)
         self.stop_reason = self.stop_reason or "finished"
         best = min(self.history, key=lambda r: r["val_loss"]) if self.history else None
         summary = dict(stop_reason=self.stop_reason, steps=self.step, tokens_seen=self.tokens_seen, time_s=round(self.time_s, 3),
@@ -763,6 +821,8 @@ FIELD_HELP = {  # what each configuration field means, in its units; --help show
     "warmup_steps": "optimizer steps of linear warm-up from 0", "min_lr_ratio": "the cosine schedule's last lr, as a fraction of --lr",
     "eval_every": "also evaluate every N steps (always at each epoch's end and at the run's end)",
     "eval_batch_size": "windows per evaluation batch", "checkpoint_every": "also save last.pt every N steps",
+    "save_every_minutes": "also save last.pt after this many minutes of wall-clock time (none: only at evaluations "
+                          "and --checkpoint-every); may change on --resume",
     "early_stopping": "stop after N evaluations without a better validation loss",
     "seed": "random seed of initialization, dropout and batch order",
     "num_workers": "DataLoader worker processes (0: load in the training process; on a CPU, at most the cores left free by PyTorch's threads)",
@@ -837,7 +897,9 @@ def main(argv=None):
     "Entry point of `lmlab-train`: train, then write `loss.png` and print a summary line; an expected failure is one line."
     argv = sys.argv[1:] if argv is None else list(argv)
     try: _main(argv)
-    except TrainingInterrupted as e: _fail(f"lmlab-train: {e}", 130, "--debug" in argv)
+    except TrainingInterrupted as e:  # 128 + the signal, as a shell reports a process it stopped: 130, 143, 138
+        if dist_env()[0] != 0: sys.exit(128 + e.signum)  # rank 0 says it for every rank
+        _fail(f"lmlab-train: {e}", 128 + e.signum, "--debug" in argv)
     except KeyboardInterrupt: _fail("lmlab-train: interrupted before training started; nothing was saved", 130, "--debug" in argv)
     except (ValueError, OSError, ConnectionError, FloatingPointError) as e:  # bad values, missing files, no network, a run gone bad
         _fail(f"lmlab-train: error: {e}", 1, "--debug" in argv)

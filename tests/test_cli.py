@@ -1,6 +1,7 @@
 "`lmlab-train` as a person types it: resume from the run's own record, one-line errors, Ctrl-C, readable files."
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
+import pytest
 from conftest import BIN, run
 from test_train_processes import ENV, TINY, metrics, train_cmd
 
@@ -65,7 +66,9 @@ def test_damaged_checkpoints_are_named_with_the_way_out(tmp_path):
         assert ("empty" in line) if name == "empty" else ("truncated or corrupt" in line), (name, line)
 
 
-def test_ctrl_c_saves_the_step_and_resume_finishes_the_same(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGUSR1], ids=lambda s: signal.Signals(s).name)
+def test_a_stop_signal_saves_the_step_and_resume_finishes_the_same(tmp_path, sig):
+    "Ctrl-C, and what SLURM, Kubernetes and `timeout` send: mid-epoch, between evaluations, the step is saved."
     cache = tmp_path / "cache"
     args = ["--epochs", "3", "--batch-size", "4", "--dropout", "0.1", "--seed", "2"]
     run(train_cmd(tmp_path / "whole", cache, *args), env=ENV)
@@ -75,14 +78,41 @@ def test_ctrl_c_saves_the_step_and_resume_finishes_the_same(tmp_path):
     while time.time() < deadline and victim.poll() is None:
         if (tmp_path / "stopped/metrics.jsonl").exists() and metrics(tmp_path / "stopped"): break  # partway through epoch 2
         time.sleep(0.01)
-    victim.send_signal(signal.SIGINT)
+    victim.send_signal(sig)
     out, err = victim.communicate(timeout=120)
-    assert victim.returncode == 130, (out, err)
+    assert victim.returncode == 128 + sig, (out, err)  # 130, 143, 138: what a shell reports, for a job script to test
     line = [l for l in err.splitlines() if l.strip()]
     assert len(line) == 1 and "interrupted at step" in line[0] and f"lmlab-train --run-dir {tmp_path / 'stopped'} --resume" in line[0]
-    assert (tmp_path / "stopped/last.pt").exists() and not (tmp_path / "stopped/summary.json").exists()
+    assert (signal.Signals(sig).name in line[0]) == (sig != signal.SIGINT), line[0]
+    step = int(line[0].split("interrupted at step ")[1].split()[0].replace(",", ""))
+    from lmlab.train import load_checkpoint
+    assert load_checkpoint(tmp_path / "stopped/last.pt")["step"] == step > metrics(tmp_path / "stopped")[-1]["step"]
+    assert not (tmp_path / "stopped/summary.json").exists()
     run([BIN / "lmlab-train", "--run-dir", tmp_path / "stopped", "--resume"], env=ENV)
     assert metrics(tmp_path / "stopped") == metrics(tmp_path / "whole")
+
+
+def test_a_full_disk_while_saving_is_one_line_and_loses_nothing(tmp_path):
+    "A run on a 16 MB filesystem: its best checkpoint fits, its last does not. One line; the best stays whole; resume finishes."
+    disk, cache = tmp_path / "disk", tmp_path / "cache"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", disk]).returncode != 0:
+        pytest.skip("needs a small filesystem: root, and mount -t tmpfs")
+    try:
+        rd, args = disk / "r", ["--epochs", "2", "--batch-size", "4"]
+        run(train_cmd(tmp_path / "whole", cache, *args), env=ENV)
+        res = run(train_cmd(rd, cache, *args), env=ENV, check=False)
+        line = one_line_error(res, f"could not write {str(rd / 'last.pt')!r}: no space left on its disk", "it needs about",
+                              "MB free there", "Nothing saved before is lost", f"lmlab-train --run-dir {rd} --resume")
+        assert "enforce fail" not in line and "unexpected pos" not in line
+        assert sorted(p.name for p in rd.iterdir()) == ["config.json", "metrics.jsonl", "mha_model_best.pt"]  # no temporary
+        from lmlab.train import load_checkpoint
+        assert load_checkpoint(rd / "mha_model_best.pt")["step"] == metrics(rd)[-1]["step"]  # whole, and loads
+        subprocess.run(["mount", "-o", "remount,size=64m", disk], check=True)  # room made
+        res = run([BIN / "lmlab-train", "--run-dir", rd, "--resume"], env=ENV)
+        assert "from mha_model_best.pt: last.pt was never written" in res.stdout
+        assert (rd / "summary.json").exists() and metrics(rd) == metrics(tmp_path / "whole")
+    finally: subprocess.run(["umount", "-l", disk])
 
 
 def test_files_keep_the_users_umask(tmp_path):

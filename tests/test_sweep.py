@@ -54,15 +54,15 @@ def _holder_of(lock: Path):
     return None
 
 
-def _kill_a_worker_mid_run(sweep_dir: Path, sweep: subprocess.Popen, deadline_s: float = 300) -> str:
-    "SIGKILL the worker of a run that has saved a checkpoint and not finished; the run's name."
+def _kill_a_worker_mid_run(sweep_dir: Path, sweep: subprocess.Popen, deadline_s: float = 300, sig=signal.SIGKILL) -> str:
+    "Send `sig` to the worker of a run that has saved a checkpoint and not finished; the run's name."
     deadline = time.time() + deadline_s
     while time.time() < deadline and sweep.poll() is None:
         for rd in sorted(sweep_dir.glob("*")):
             if (rd / "last.pt").exists() and not (rd / "summary.json").exists():
                 worker = _holder_of((rd / ".lock").resolve())
                 if worker is not None and not (rd / "summary.json").exists():
-                    worker.send_signal(signal.SIGKILL)
+                    worker.send_signal(sig)
                     return rd.name
         time.sleep(0.05)
     raise AssertionError("no run could be caught between its first checkpoint and its end: " + (sweep.stdout.read() or "")[-2000:])
@@ -78,6 +78,43 @@ def test_a_killed_worker_resumes_and_the_records_are_the_same(tmp_path, sequenti
     assert f"{victim}: its worker killed by SIGKILL; starting it again from its last checkpoint (retry 1 of 2)" in out, out[-3000:]
     assert "resumed from step" in out
     assert records(tmp_path / "sweep") == sequential
+
+
+def test_a_worker_stopped_by_sigterm_saves_and_the_sweep_goes_on_from_its_step(tmp_path, sequential):
+    "SIGTERM to one worker alone (an OOM guard, an operator): it saves its step, and the sweep starts it again from there."
+    sweep = subprocess.Popen([BIN / "lmlab-sweep", *PRESET, "--workers", "2", "--sweep-dir", tmp_path / "sweep",
+                              "--cache-dir", tmp_path / "cache"], env={**os.environ, **ENV},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    victim = _kill_a_worker_mid_run(tmp_path / "sweep", sweep, sig=signal.SIGTERM)
+    out, _ = sweep.communicate(timeout=600)
+    assert sweep.returncode == 0, out[-3000:]
+    assert f"{victim}: its worker was stopped (interrupted at step " in out and "by SIGTERM; saved to" in out, out[-3000:]
+    assert "starting it again from its last checkpoint (retry 1 of 2)" in out and "resumed from step" in out
+    assert records(tmp_path / "sweep") == sequential
+
+
+def test_sigterm_to_the_sweep_saves_its_runs_and_the_next_sweep_goes_on(tmp_path, sequential):
+    "What SLURM or Kubernetes does to a sweep: SIGTERM passes on to the workers, which save; the same command goes on."
+    cmd = [BIN / "lmlab-sweep", *PRESET, "--workers", "2", "--sweep-dir", tmp_path / "sweep", "--cache-dir", tmp_path / "cache"]
+    sweep = subprocess.Popen(cmd, env={**os.environ, **ENV}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not any((rd / "last.pt").exists() and not (rd / "summary.json").exists()
+                                             for rd in (tmp_path / "sweep").glob("*")):
+        time.sleep(0.05)
+    sweep.send_signal(signal.SIGTERM)
+    out, err = sweep.communicate(timeout=300)
+    lines = [l for l in err.splitlines() if l.startswith("lmlab-sweep")]  # the rest is the progress bar
+    assert sweep.returncode == 143 and len(lines) == 1 and "Traceback" not in err, (out[-2000:], err[-2000:])
+    assert lines[0].startswith("lmlab-sweep: sweep interrupted by SIGTERM: ") and "run the sweep again to go on" in lines[0]
+    assert "stopping on SIGTERM" in out
+    assert not _holders(tmp_path / "sweep")  # no worker left behind
+    res = run(cmd, env=ENV)
+    assert "resumed from step" in res.stdout
+    assert records(tmp_path / "sweep") == sequential
+
+
+def _holders(sweep_dir: Path) -> list:
+    return [p for rd in sweep_dir.glob("*") if (p := _holder_of((rd / ".lock").resolve())) is not None]
 
 
 def test_a_run_that_fails_is_named_and_the_others_finish(tmp_path):
@@ -128,7 +165,29 @@ trap "'{ray}' stop --force > /dev/null 2>&1" EXIT
     out = res.stdout + res.stderr
     assert "Ray tasks on 127.0.0.1:6399" in out, out[-3000:]
     assert "killed the Ray worker of" in out, out[-3000:]
+    assert "without token authentication" not in out  # the cluster lets in only holders of its token
     assert records(tmp_path / "sweep") == sequential
+    # here, not in a test of its own: `ray stop` stops every Ray of the machine, and tests run side by side
+    _joining_an_open_ray_cluster_is_said_in_one_line(tmp_path)
+
+
+def _joining_an_open_ray_cluster_is_said_in_one_line(tmp_path):
+    "An open cluster (Ray's default for `ray start`): the sweep joins it, and says once what that means."
+    ray = BIN / "ray"
+    join = "from lmlab.sweep import connect_ray; connect_ray('127.0.0.1:6398').shutdown()"
+    script = f"""
+set -e
+ip link set lo up
+RAY_AUTH_MODE=disabled '{ray}' start --head --node-ip-address 127.0.0.1 --port 6398 --num-cpus 1 --num-gpus 0 \\
+    --include-dashboard false --disable-usage-stats > '{tmp_path}/ray-start.log' 2>&1
+trap "'{ray}' stop --force > /dev/null 2>&1" EXIT
+unset RAY_AUTH_MODE RAY_AUTH_TOKEN RAY_AUTH_TOKEN_PATH  # a driver without a token, as a user's shell
+'{sys.executable}' -c "{join}"
+"""
+    res = run([UNSHARE, "-n", "bash", "-c", script], env=ENV, timeout=300)
+    said = [l for l in res.stderr.splitlines() if "without token authentication" in l]
+    assert len(said) == 1 and said[0].startswith("warning: the Ray cluster at 127.0.0.1:6398 was joined without"), res.stderr
+    assert "RAY_AUTH_MODE=token" in said[0]
 
 
 def _a_long_result(n, slot): return "x" * n

@@ -78,3 +78,28 @@ def test_cli_reports_bad_values_before_any_work(tmp_path):
     res = run(train_cmd(tmp_path / "r", tmp_path / "cache", "--dropout", "1.5"), env=ENV, check=False)
     assert res.returncode == 2 and "dropout must be in [0, 1), got 1.5" in res.stderr
     assert not (tmp_path / "r").exists() and not (tmp_path / "cache").exists()
+
+
+def test_sigterm_to_torchrun_stops_every_rank_at_one_step_and_resume_matches(tmp_path):
+    "SIGTERM to the launcher (what SLURM sends): every rank stops after the same step, rank 0 saves it, resume is exact."
+    cache = tmp_path / "cache"
+    args = ["--epochs", "3", "--batch-size", "8", "--dropout", "0.1", "--seed", "1", "--eval-batch-size", "4"]
+    torchrun = lambda rd, *extra: [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                                   "-m", "lmlab.train", "--run-dir", rd, *extra]
+    run(torchrun(tmp_path / "whole", "--cache-dir", cache, *TINY, *args), env=ENV)
+    launcher = subprocess.Popen(torchrun(tmp_path / "stopped", "--cache-dir", cache, *TINY, *args), env={**os.environ, **ENV},
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and launcher.poll() is None:
+        if (tmp_path / "stopped/metrics.jsonl").exists() and metrics(tmp_path / "stopped"): break  # in epoch 2
+        time.sleep(0.01)
+    launcher.send_signal(signal.SIGTERM)
+    out, err = launcher.communicate(timeout=120)
+    assert launcher.returncode != 0
+    said = [l for l in err.splitlines() if l.startswith("lmlab-train: ")]
+    assert len(said) == 1 and "by SIGTERM; saved to" in said[0], err[-3000:]  # rank 0 speaks for both
+    step = int(said[0].split("interrupted at step ")[1].split()[0].replace(",", ""))
+    from lmlab.train import load_checkpoint
+    assert load_checkpoint(tmp_path / "stopped/last.pt")["step"] == step > metrics(tmp_path / "stopped")[-1]["step"]
+    run(torchrun(tmp_path / "stopped", "--resume"), env=ENV)
+    assert metrics(tmp_path / "stopped") == metrics(tmp_path / "whole")  # bit for bit, on a CPU
