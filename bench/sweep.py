@@ -103,7 +103,7 @@ def gpu(a):
     """Runs per GPU, with and without CUDA MPS: each width's tokens/s per run with k runs sharing the GPU, and the plan's
     wall time from them; then --measure-plan with the best setup."""
     import torch
-    from lmlab.chinchilla import _duration, preset_plan
+    from lmlab.chinchilla import human_duration, preset_plan
     from lmlab.sweep import device_slots, estimate_wall_seconds, measure_slots, with_train
     plan, _ = preset_plan("wikitext-103", unique_tokens=a.unique_tokens)
     if a.cuda_graphs: plan = with_train(plan, cuda_graphs=True)
@@ -125,11 +125,11 @@ def gpu(a):
     head = ["width"] + [f"{s}: per run / GPU total (tok/s)" for s in speeds]
     rows = [[str(d)] + [f"{speeds[s][d]:,.0f} / {runs_at_once[s] * speeds[s][d]:,.0f}" for s in speeds] for d in widths]
     rows.append(["GPU total vs " + alone] + [f"{gain[s]:.2f}x" for s in speeds])
-    rows.append(["whole plan, wall time (estimated)"] + [_duration(wall[s]) for s in speeds])
+    rows.append(["whole plan, wall time (estimated)"] + [human_duration(wall[s]) for s in speeds])
     print("\n| " + " | ".join(head) + " |\n|---:|" + "---:|" * len(speeds))
     for r in rows: print("| " + " | ".join(r) + " |")
     best = min(wall, key=wall.get)
-    print(f"\nbest: {best}, {_duration(wall[best])} for the whole plan (target: 10 min or less); the GPU's total "
+    print(f"\nbest: {best}, {human_duration(wall[best])} for the whole plan (target: 10 min or less); the GPU's total "
           f"throughput {gain[best]:.2f}x {alone}'s, summed over the widths (target: 3x)")
     out = dict(device=name, runs=len(plan.runs), tokens=plan.total_tokens, tokens_per_s=speeds, wall_s=wall,
                total_throughput_gain=gain, best=dict(setup=best, runs_per_gpu=runs_at_once[best]), alone=alone,
@@ -158,7 +158,7 @@ def measure_plan(plan, fraction, slots, speeds, unique_tokens, val_tokens=65_536
     uniform random GPT-2 ids as many as `unique_tokens` (timing does not depend on what the text says). The measured time
     beside the estimate from `speeds` (tokens/s per run by width), and the full plan's time extrapolated from it."""
     import dataclasses, numpy as np
-    from lmlab.chinchilla import _duration
+    from lmlab.chinchilla import human_duration
     from lmlab.sweep import _cost, estimate_wall_seconds, gpu_sharing, in_processes
     cut_runs = []
     for r in plan.runs:
@@ -181,9 +181,9 @@ def measure_plan(plan, fraction, slots, speeds, unique_tokens, val_tokens=65_536
     if failures: sys.exit("bench/sweep.py: the cut plan failed: " + "; ".join(f"{k}: {v}" for k, v in failures.items()))
     estimated = estimate_wall_seconds(cut, speeds, len(slots))
     full_estimate = estimate_wall_seconds(plan, speeds, len(slots))
-    print(f"  measured {_duration(measured)}, estimated {_duration(estimated)} (training only: each run's start and final "
-          f"evaluation are in the measured time); the full plan: {_duration(measured / fraction)} extrapolated from "
-          f"the measured time, {_duration(full_estimate)} estimated (target: 10 min or less)")
+    print(f"  measured {human_duration(measured)}, estimated {human_duration(estimated)} (training only: each run's "
+          f"start and final evaluation are in the measured time); the full plan: {human_duration(measured / fraction)} extrapolated from "
+          f"the measured time, {human_duration(full_estimate)} estimated (target: 10 min or less)")
     return dict(fraction=fraction, runs_at_once=len(slots), tokens=cut.total_tokens, measured_s=measured,
                 estimated_s=estimated, full_extrapolated_s=measured / fraction, full_estimated_s=full_estimate)
 

@@ -23,8 +23,8 @@ def run(cmd, cwd=ROOT, env=None, timeout=600, check=True):
 
 # The longest tests first (make test runs two workers): the short ones then fill in around them instead of one long
 # test starting last and running alone.
-LONGEST_FIRST = ["test_scaling_sweep.py", "test_sweep.py", "test_comparison.py", "test_install.py", "test_train_processes.py", "test_jupyterlab.py",
-                 "test_docs.py", "test_bench_sweep.py", "test_measure_slots.py", "test_sweep_mps.py"]
+LONGEST_FIRST = ["test_scaling_sweep.py", "test_sweep.py", "test_comparison.py", "test_install.py", "test_train_processes.py",
+                 "test_records.py", "test_jupyterlab.py", "test_docs.py", "test_bench_sweep.py", "test_measure_slots.py", "test_sweep_mps.py"]
 
 
 def pytest_collection_modifyitems(items):
