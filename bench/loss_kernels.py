@@ -34,7 +34,7 @@ def plain(h, w, b, t, amp):
 
 def lmlab_loss(h, w, b, t, amp):
     "What the model uses: `chunked_cross_entropy`, which on CUDA runs the fused kernels of lmlab.fused_loss."
-    from lmlab.model import chunked_cross_entropy
+    from lmlab.kernels import chunked_cross_entropy
     with torch.autocast(h.device.type, dtype=torch.bfloat16, enabled=amp):
         return chunked_cross_entropy(h, w, b, t)
 

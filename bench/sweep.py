@@ -32,7 +32,7 @@ from train_step import busy_core, commit  # the same load and the same commit st
 def child(a):
     "One variant, timed: prints {'seconds', 'losses'}."
     import dataclasses, torch
-    from lmlab.chinchilla import preset_plan, run_record
+    from lmlab.sweep import preset_plan, run_record
     from lmlab.train import finish_run
     plan, data_cfg = preset_plan(a.preset, cache_dir=a.cache_dir)
     sweep_dir = Path(a.out)
@@ -58,14 +58,14 @@ def spawn(variant, a, tmp):
 
 def estimate(a, workers):
     "The notebook's estimate: measured tokens/s per run with `workers` runs at once, scheduled longest first."
-    from lmlab.chinchilla import preset_plan
+    from lmlab.sweep import preset_plan
     from lmlab.sweep import device_slots, estimate_wall_seconds, measure_slots
     plan, _ = preset_plan(a.preset, cache_dir=a.cache_dir)
     return estimate_wall_seconds(plan, measure_slots(plan, device_slots("cpu", workers), steps=5), workers)
 
 
 def cpu(a):
-    from lmlab.chinchilla import preset_plan
+    from lmlab.sweep import preset_plan
     plan, data_cfg = preset_plan(a.preset, cache_dir=a.cache_dir)
     data_cfg.load(("train", "validation"), progress=False)  # cached once, outside the timings
     res = {}
@@ -103,7 +103,8 @@ def gpu(a):
     """Runs per GPU, with and without CUDA MPS: each width's tokens/s per run with k runs sharing the GPU, and the plan's
     wall time from them; then --measure-plan with the best setup."""
     import torch
-    from lmlab.chinchilla import human_duration, preset_plan
+    from lmlab.sweep import preset_plan
+    from lmlab.cli import human_duration
     from lmlab.sweep import device_slots, estimate_wall_seconds, measure_slots, with_train
     plan, _ = preset_plan("wikitext-103", unique_tokens=a.unique_tokens)
     if a.cuda_graphs: plan = with_train(plan, cuda_graphs=True)
@@ -158,8 +159,8 @@ def measure_plan(plan, fraction, slots, speeds, unique_tokens, val_tokens=65_536
     uniform random GPT-2 ids as many as `unique_tokens` (timing does not depend on what the text says). The measured time
     beside the estimate from `speeds` (tokens/s per run by width), and the full plan's time extrapolated from it."""
     import dataclasses, numpy as np
-    from lmlab.chinchilla import human_duration
-    from lmlab.sweep import _cost, estimate_wall_seconds, gpu_sharing, in_processes
+    from lmlab.cli import human_duration
+    from lmlab.sweep import run_flops, estimate_wall_seconds, gpu_sharing, in_processes
     cut_runs = []
     for r in plan.runs:
         steps = max(1, round(r.D * fraction) // (plan.batch_size * plan.seq_len))
@@ -172,7 +173,7 @@ def measure_plan(plan, fraction, slots, speeds, unique_tokens, val_tokens=65_536
         for split, n in (("train", unique_tokens), ("validation", val_tokens)):
             corpus[split] = str(Path(tmp) / f"{split}.bin")
             np.random.default_rng(len(split)).integers(0, 50257, n, dtype=np.uint16).tofile(corpus[split])
-        jobs = [(r.name, _train_cut_run, (r, corpus, str(Path(tmp) / "sweep"))) for r in sorted(cut.runs, key=_cost, reverse=True)]
+        jobs = [(r.name, _train_cut_run, (r, corpus, str(Path(tmp) / "sweep"))) for r in sorted(cut.runs, key=run_flops, reverse=True)]
         print(f"\nthe plan cut to {fraction:g} of its tokens ({cut.total_tokens / 1e6:,.1f}M tokens), "
               f"{len(slots)} runs at once:", flush=True)
         t0 = time.perf_counter()

@@ -58,12 +58,12 @@ def measure(mode, data_dir, cache_dir, baseline_rows=0):
 def make_corpus(dest, mb):
     "A WikiText-shaped parquet train split of about `mb` MB (unique articles tiled to size; validation/test small)."
     import pyarrow as pa, pyarrow.parquet as pq, random
-    from lmlab.data import _article_rows, make_wikitext_like
+    from lmlab.data import article_rows, make_wikitext_like
     root = make_wikitext_like(dest, "wikitext-103", articles=(1, 50, 50))
     rng, rows, size = random.Random(0), [], 0
     unique = []
     while size < min(mb, 60) * 1e6:  # up to 60 MB of distinct text, then repeated with new titles
-        r = _article_rows(rng, f"Article {len(unique)}"); unique.append(r); size += sum(len(x.encode()) for x in r)
+        r = article_rows(rng, f"Article {len(unique)}"); unique.append(r); size += sum(len(x.encode()) for x in r)
     writer, total, k = pq.ParquetWriter(root / "train-00000-of-00001.parquet", pa.schema([("text", pa.string())])), 0, 0
     while total < mb * 1e6:
         for r in unique:

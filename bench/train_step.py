@@ -42,7 +42,8 @@ def child_train(a):
     from itertools import islice
     from lmlab.data import random_batches
     from lmlab.model import LanguageModel, ModelConfig
-    from lmlab.train import Callback, TrainConfig, Trainer, _autocast, make_optimizer, resolve_device
+    from lmlab.callbacks import Callback
+    from lmlab.train import TrainConfig, Trainer, autocast_for, make_optimizer, resolve_device
     torch.manual_seed(0)
     device = str(resolve_device(a.device))
     train_ids, val_ids = tokens(2_000_000, 1), tokens(a.seq_len * 4 + 1, 2)
@@ -68,7 +69,7 @@ def child_train(a):
         for x, y in islice(random_batches(train_ids, a.seq_len, a.batch_size, seed=0), n_steps):
             t0 = time.perf_counter()
             x, y = x.to(device), y.to(device)
-            with _autocast(torch.device(device), True):
+            with autocast_for(torch.device(device), True):
                 logits = step_model(x)
             loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
             loss.backward()
@@ -85,7 +86,7 @@ def child_eval(a):
     import torch, torch.nn.functional as F
     from lmlab.data import TokenWindows
     from lmlab.model import LanguageModel, ModelConfig
-    from lmlab.train import _autocast, evaluate, resolve_device
+    from lmlab.train import autocast_for, evaluate, resolve_device
     device = str(resolve_device(a.device))
     torch.manual_seed(0)
     val = tokens(a.val_tokens, 3)
@@ -97,7 +98,7 @@ def child_eval(a):
         with torch.no_grad():
             for s in range(0, len(w), 32):
                 x, y = w.__getitems__(list(range(s, min(s + 32, len(w)))))
-                with _autocast(torch.device(device), True): logits = model(x.to(device))
+                with autocast_for(torch.device(device), True): logits = model(x.to(device))
                 nll += F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.to(device).reshape(-1), reduction="sum").item()
         return nll
     run = (lambda v: evaluate(model, v, a.seq_len, batch_size=32)["nll"]) if a.mode == "lmlab" else plain_nll

@@ -14,13 +14,13 @@ import xxhash
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'MARKOV_SPLIT_TOKENS', 'wikitext_config',
-           'make_wikitext_like', 'find_split_files', 'hub_reachable', 'load_wikitext', 'tiktoken_cache_dir',
-           'seed_tiktoken_cache', 'gpt2_tokenizer', 'WriteError', 'write_error', 'atomic_path', 'append_line',
-           'iter_articles', 'SplitStats', 'encode_articles', 'tokenize_split', 'lmlab_cache_dir', 'Tokens',
-           'data_source', 'describe_source', 'load_tokens', 'recorded_data_dir', 'load_corpus', 'count_table',
-           'token_ids', 'TokenWindows', 'WindowBatches', 'epoch_loader', 'random_batches', 'MarkovSource', 'JSONConfig',
-           'DataConfig', 'run_data']
+__all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'MARKOV_SPLIT_TOKENS', 'wikitext_config', 'article_rows',
+           'make_wikitext_like', 'find_split_files', 'local_data_dir', 'hub_reachable', 'load_wikitext',
+           'tiktoken_cache_dir', 'seed_tiktoken_cache', 'gpt2_tokenizer', 'WriteError', 'write_error', 'atomic_path',
+           'append_line', 'iter_articles', 'SplitStats', 'encode_articles', 'tokenize_split', 'lmlab_cache_dir',
+           'Tokens', 'data_source', 'describe_source', 'load_tokens', 'recorded_data_dir', 'load_corpus', 'count_table',
+           'token_ids', 'TokenWindows', 'WindowBatches', 'epoch_loader', 'random_batches', 'MarkovSource',
+           'positive_int', 'JSONConfig', 'DataConfig', 'run_data']
 
 # %% ../nbs/00_data.ipynb #3720dff9
 WIKITEXT_HUB = "Salesforce/wikitext"
@@ -48,7 +48,7 @@ def _sentence(rng: random.Random) -> str:
     words[0] = words[0].capitalize()
     return " ".join(words) + " ."
 
-def _article_rows(rng: random.Random, title: str) -> list[str]:
+def article_rows(rng: random.Random, title: str) -> list[str]:
     "Rows of one article in the hub's shape: text rows end in a newline, blank lines are empty rows."
     rows = ["", f" = {title} = \n", ""]
     for s in range(rng.randint(1, 4)):
@@ -65,7 +65,7 @@ def make_wikitext_like(dest, config: str = "wikitext-2-raw-v1", articles=(40, 6,
     out.mkdir(parents=True, exist_ok=True)
     for split, n in zip(SPLITS, articles):
         rng = random.Random(f"{seed}-{split}")  # each split its own stream: a bigger train split keeps the same validation articles
-        rows = [r for i in range(n) for r in _article_rows(rng, f"{rng.choice(_WORDS).capitalize()} {split} {i}")]
+        rows = [r for i in range(n) for r in article_rows(rng, f"{rng.choice(_WORDS).capitalize()} {split} {i}")]
         if fmt == "parquet": pq.write_table(pa.table({"text": rows}), out / f"{split}-00000-of-00001.parquet")
         else:  # the original release writes blank lines as a single space
             (out / f"wiki.{_RAW_NAMES[split]}.raw").write_text("".join(r or " \n" for r in rows), encoding="utf-8")
@@ -97,8 +97,8 @@ def find_split_files(data_dir, config: str, splits=SPLITS) -> dict[str, list[Pat
     return found
 
 # %% ../nbs/00_data.ipynb #7504f12b
-def _data_dir(data_dir):
-    "An explicit `data_dir`, else `LMLAB_WIKITEXT_DIR`, else None (the hub)."
+def local_data_dir(data_dir=None):
+    "The folder WikiText is read from: an explicit `data_dir`, else `LMLAB_WIKITEXT_DIR`, else None (the hub)."
     return data_dir if data_dir is not None else os.environ.get("LMLAB_WIKITEXT_DIR") or None
 
 def _hub_offline() -> bool: return bool(os.environ.get("HF_HUB_OFFLINE") or os.environ.get("HF_DATASETS_OFFLINE"))
@@ -115,7 +115,7 @@ def hub_reachable(timeout: float = 1.0) -> bool:
 def load_wikitext(config: str = "wikitext-2-raw-v1", data_dir=None, splits=SPLITS, cache_dir=None):
     "A `datasets.DatasetDict` of WikiText `splits`: from `data_dir` (or `LMLAB_WIKITEXT_DIR`) if given, else from the hub."
     import datasets
-    config, data_dir = wikitext_config(config), _data_dir(data_dir)
+    config, data_dir = wikitext_config(config), local_data_dir(data_dir)
     # offline, datasets may hold a copy in its cache; online, a one-second test instead of its half minute of retries
     if data_dir is None and not _hub_offline() and not hub_reachable():
         raise ConnectionError(f"cannot reach the Hugging Face hub to load {WIKITEXT_HUB!r} ({config}): set LMLAB_WIKITEXT_DIR (or "
@@ -389,7 +389,7 @@ def describe_source(source: dict | None) -> str:
 def load_tokens(config: str = "wikitext-2-raw-v1", split: str = "train", data_dir=None, cache_dir=None,
                 progress: bool = True, rebuild: bool = False, label: str | None = None) -> Tokens:
     "The GPT-2 token ids of one WikiText split, from the on-disk cache or tokenized into it (`label`: the data's name in progress bars)."
-    config, data_dir = wikitext_config(config), _data_dir(data_dir)
+    config, data_dir = wikitext_config(config), local_data_dir(data_dir)
     if split not in SPLITS: raise ValueError(f"unknown split {split!r}: use one of {SPLITS}")
     enc = gpt2_tokenizer()
     path = lmlab_cache_dir(cache_dir) / "tokens" / f"{config}-{split}-{enc.name}-{_source_key(config, split, data_dir, enc.name)}.bin"
@@ -560,6 +560,13 @@ def _markov_chain(src: MarkovSource) -> tuple[np.ndarray, np.ndarray]:
     pi = np.abs(np.real(v[:, np.argmin(np.abs(w - 1))]))
     return P, pi / pi.sum()
 
+# %% ../nbs/00_data.ipynb #f962c562
+def positive_int(name: str, value, allow_none: bool = False):
+    "Raise `ValueError` naming `name` unless `value` is an integer >= 1 (or None, with `allow_none`); True and 2.0 are not."
+    if value is None and allow_none: return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
+
 # %% ../nbs/00_data.ipynb #ff5aa895
 class JSONConfig:
     "What the configuration dataclasses (`DataConfig`, `ModelConfig`, `TrainConfig`) share: a JSON-ready dict and JSON text, both ways."
@@ -589,11 +596,8 @@ class DataConfig(JSONConfig):
 
     def __post_init__(self):
         if self.dataset not in ("synthetic", "markov"): wikitext_config(self.dataset)  # raises for unknown names
-        if self.seq_len is not None and (not isinstance(self.seq_len, int) or self.seq_len < 1):
-            raise ValueError(f"seq_len must be a positive integer or None, got {self.seq_len!r}")
-        for name in ("synthetic_articles", "markov_tokens"):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        positive_int("seq_len", self.seq_len, allow_none=True)
+        for name in ("synthetic_articles", "markov_tokens"): positive_int(name, getattr(self, name))
         if self.dataset == "markov": self.markov_source  # validates markov_states
 
     @property
@@ -613,7 +617,7 @@ class DataConfig(JSONConfig):
     def source_dir(self):
         "The local folder the data is read from (generating the synthetic corpus on first use), or None for the hub."
         if self.dataset == "markov": return None
-        if self.dataset != "synthetic": return _data_dir(self.data_dir)
+        if self.dataset != "synthetic": return local_data_dir(self.data_dir)
         n = self.synthetic_articles
         root = lmlab_cache_dir(self.cache_dir) / "synthetic" / f"articles{n}-seed{self.synthetic_seed}"
         if not (root / self.config / "test-00000-of-00001.parquet").exists():
@@ -632,7 +636,7 @@ class DataConfig(JSONConfig):
 
     def as_recorded(self, sources: dict | None) -> DataConfig:
         "This data read from the folder a run recorded (`recorded_data_dir`), where none is given here; else itself."
-        if self.dataset in ("synthetic", "markov") or _data_dir(self.data_dir) is not None: return self
+        if self.dataset in ("synthetic", "markov") or local_data_dir(self.data_dir) is not None: return self
         folder = recorded_data_dir(sources)
         return self if folder is None else dataclasses.replace(self, data_dir=folder)
 

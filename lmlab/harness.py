@@ -12,23 +12,35 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .cli import Parser, fail
 from .data import DataConfig, atomic_path, gpt2_tokenizer, iter_articles, load_wikitext, run_data
 from .interop import load_any, model_arguments
 from .lab import bits_per_byte, evaluate_run, word_perplexity
 from .model import SAFETENSORS_NAME, generate
-from .train import _autocast, _fail, _Parser, evaluate, resolve_device
+from .train import autocast_for, evaluate, resolve_device
 
 # %% auto #0
-__all__ = ['TASKS_DIR', 'WIKITEXT_TASK', 'STOCK_TASK', 'WIKITEXT_TASKS', 'LMLabLM', 'wikitext_documents', 'document_pages',
-           'wikitext_pages', 'process_results', 'task_metadata', 'task_manager', 'results_path', 'harness_evaluate',
-           'wikitext_figures', 'document_figures', 'cross_check', 'cross_check_table', 'eval_parser', 'main']
+__all__ = ['LM_EVAL_MISSING', 'TASKS_DIR', 'WIKITEXT_TASK', 'STOCK_TASK', 'WIKITEXT_TASKS', 'require_lm_eval', 'LMLabLM',
+           'wikitext_documents', 'document_pages', 'wikitext_pages', 'process_results', 'task_metadata', 'task_manager',
+           'results_path', 'harness_evaluate', 'wikitext_figures', 'document_figures', 'cross_check',
+           'cross_check_table', 'eval_parser', 'main']
 
 # %% ../nbs/09_harness.ipynb #40f67076
-import lm_eval
-from lm_eval.api.model import TemplateLM
-from lm_eval.api.registry import model_registry
-from lm_eval.tasks import TaskManager
-from lm_eval.utils import get_rolling_token_windows, handle_non_serializable, make_disjoint_window, make_table
+try:  # an optional part of lmlab (lmlab[eval]): without it this room still imports, and says what to install
+    import lm_eval
+    from lm_eval.api.model import TemplateLM
+    from lm_eval.api.registry import model_registry
+    from lm_eval.tasks import TaskManager
+    from lm_eval.utils import get_rolling_token_windows, handle_non_serializable, make_disjoint_window, make_table
+except ModuleNotFoundError as e:
+    if (e.name or "").split(".")[0] != "lm_eval": raise
+    lm_eval, TemplateLM = None, object
+
+LM_EVAL_MISSING = "lm-evaluation-harness is not installed: pip install 'lmlab[eval]'"
+
+def require_lm_eval():
+    "Raise `ModuleNotFoundError`, naming the install command, where lm-evaluation-harness is missing."
+    if lm_eval is None: raise ModuleNotFoundError(LM_EVAL_MISSING, name="lm_eval")
 
 # %% ../nbs/09_harness.ipynb #1cb8f773
 def _model_record(path) -> dict:
@@ -42,6 +54,7 @@ class LMLabLM(TemplateLM):
     "An lmlab run (or export) for lm-evaluation-harness: `simple_evaluate(model=LMLabLM(run_dir), tasks=[...])`."
     def __init__(self, path, checkpoint: str = "best", device: str = "cpu", batch_size: int = 16,
                  max_length: int | None = None):
+        require_lm_eval()
         super().__init__()
         if int(batch_size) < 1: raise ValueError(f"batch_size must be positive, got {batch_size!r}")
         record = _model_record(path)
@@ -79,7 +92,7 @@ class LMLabLM(TemplateLM):
             # right-padded: the model is causal, so no scored position sees the padding
             x = torch.zeros(len(batch), len(windows[batch[0]][0]), dtype=torch.long)
             for r, i in enumerate(batch): x[r, :len(windows[i][0])] = torch.tensor(windows[i][0])
-            with _autocast(self._device, True): h = self.model.hidden(x.to(self._device))  # as lmlab's evaluate
+            with autocast_for(self._device, True): h = self.model.hidden(x.to(self._device))  # as lmlab's evaluate
             for r, i in enumerate(batch):
                 inp, targets = windows[i]
                 scored = h[r, len(inp) - len(targets):len(inp)].float()      # (n, d_model): only the positions asked about
@@ -136,7 +149,8 @@ class LMLabLM(TemplateLM):
             self.cache_hook.add_partial("generate_until", (context, kw), text)
         return out
 
-_ = model_registry.register("lmlab", target="lmlab.harness:LMLabLM")  # by name: simple_evaluate(model="lmlab", ...)
+if lm_eval is not None:  # by name: simple_evaluate(model="lmlab", ...)
+    model_registry.register("lmlab", target="lmlab.harness:LMLabLM")
 
 # %% ../nbs/09_harness.ipynb #281b7fcf
 import lmlab
@@ -235,6 +249,7 @@ def results_path(path, tasks, checkpoint: str = "best", limit: int | None = None
 def harness_evaluate(path, tasks=tuple(WIKITEXT_TASKS), checkpoint: str = "best", device: str = "cpu", batch_size: int = 16,
                      limit: int | None = None, include_path=None, verbose: bool = False) -> dict:
     "lm-eval's results for the run (or export) in `path` on `tasks`; also written to `results_path`."
+    require_lm_eval()
     tasks = [tasks] if isinstance(tasks, str) else list(tasks)
     if not tasks: raise ValueError("no tasks given: name at least one, e.g. lmlab_wikitext")
     if limit is not None and limit < 1: raise ValueError(f"limit must be a positive number of documents, got {limit!r}")
@@ -300,7 +315,7 @@ def cross_check_table(check: dict) -> str:
 # %% ../nbs/09_harness.ipynb #3c0cde18
 def eval_parser() -> argparse.ArgumentParser:
     "The `lmlab-eval` command line."
-    p = model_arguments(_Parser(prog="lmlab-eval", description="Score a run (or an export) with lm-evaluation-harness."))
+    p = model_arguments(Parser(prog="lmlab-eval", description="Score a run (or an export) with lm-evaluation-harness."))
     p.add_argument("--tasks", default=",".join(WIKITEXT_TASKS),
                    help=f"lm-eval tasks, comma-separated (default: {','.join(WIKITEXT_TASKS)})")
     p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default: 16)")
@@ -312,9 +327,10 @@ def eval_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     "Entry point of `lmlab-eval`: lm-eval's table on stdout, its JSON in the run directory."
     a = eval_parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if lm_eval is None: fail(f"lmlab-eval: error: {LM_EVAL_MISSING}", 1)
     tasks = [t for t in a.tasks.split(",") if t]
     try: results = harness_evaluate(a.path, tasks, a.checkpoint, a.device, a.batch_size, a.limit, a.include_path, a.verbose)
-    except (ValueError, OSError, ConnectionError) as e: _fail(f"lmlab-eval: error: {e}", 1, a.debug)
+    except (ValueError, OSError, ConnectionError) as e: fail(f"lmlab-eval: error: {e}", 1, a.debug)
     print(make_table(results))
     if WIKITEXT_TASKS.keys() & results["results"].keys(): print(wikitext_figures(results) + "\n")
     print(f"wrote {results_path(a.path, tasks, a.checkpoint, a.limit)}")

@@ -7,12 +7,13 @@ from __future__ import annotations
 import argparse, json, sys
 from pathlib import Path
 
+from .cli import Parser, fail
 from .model import SAFETENSORS_NAME, LanguageModel, ModelConfig, save_pretrained
-from .train import _fail, _Parser, load_checkpoint, load_model, resolve_device
+from .train import load_checkpoint, load_model, resolve_device
 
 # %% auto #0
 __all__ = ['checkpoint_path', 'export_run', 'load_any', 'export_parser', 'export_main', 'model_arguments', 'generate_parser',
-           'generate_main', 'eval_main']
+           'generate_main']
 
 # %% ../nbs/08_interop.ipynb #b539bd1d
 def checkpoint_path(run_dir, checkpoint: str = "best") -> Path:
@@ -44,7 +45,7 @@ def load_any(path, checkpoint: str = "best", device="cpu") -> LanguageModel:
 # %% ../nbs/08_interop.ipynb #ec089663
 def export_parser() -> argparse.ArgumentParser:
     "The `lmlab-export` command line."
-    p = _Parser(prog="lmlab-export", description="Write a run's model as model.safetensors and config.json, for other tools.")
+    p = Parser(prog="lmlab-export", description="Write a run's model as model.safetensors and config.json, for other tools.")
     p.add_argument("run_dir", help="the run directory (config.json and checkpoints)")
     p.add_argument("out_dir", help="where model.safetensors and config.json go")
     p.add_argument("--checkpoint", choices=["best", "last"], default="best", help="which checkpoint (default: best)")
@@ -55,7 +56,7 @@ def export_main(argv=None):
     "Entry point of `lmlab-export`."
     a = export_parser().parse_args(sys.argv[1:] if argv is None else argv)
     try: out = export_run(a.run_dir, a.out_dir, a.checkpoint)
-    except (ValueError, OSError) as e: _fail(f"lmlab-export: error: {e}", 1, a.debug)
+    except (ValueError, OSError) as e: fail(f"lmlab-export: error: {e}", 1, a.debug)
     params = json.loads((out / "config.json").read_text())["params"]
     print(f"wrote {out / SAFETENSORS_NAME} and {out / 'config.json'} ({params['total']:,} parameters, "
           f"{params['kaplan']:,} by Kaplan's count)")
@@ -70,7 +71,7 @@ def model_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def generate_parser() -> argparse.ArgumentParser:
     "The `lmlab-generate` command line; its defaults are `lmlab.lab.samples`'s."
-    p = model_arguments(_Parser(prog="lmlab-generate", description="Sample text from a run's model, or from an export."))
+    p = model_arguments(Parser(prog="lmlab-generate", description="Sample text from a run's model, or from an export."))
     p.add_argument("--prompt", required=True, help="the text to continue")
     p.add_argument("--max-new-tokens", type=int, default=40, help="tokens to sample (default: 40)")
     p.add_argument("--temperature", type=float, default=0.8, help="0: always the most likely token (default: 0.8)")
@@ -84,14 +85,5 @@ def generate_main(argv=None):
     try:
         model = load_any(a.path, a.checkpoint, resolve_device(a.device))
         text = model.generate(a.prompt, max_new_tokens=a.max_new_tokens, temperature=a.temperature, top_k=a.top_k, seed=a.seed)
-    except (ValueError, OSError) as e: _fail(f"lmlab-generate: error: {e}", 1, a.debug)
+    except (ValueError, OSError) as e: fail(f"lmlab-generate: error: {e}", 1, a.debug)
     print(text)
-
-# %% ../nbs/08_interop.ipynb #15ce3b25
-def eval_main(argv=None):
-    "Entry point of `lmlab-eval` (`lmlab.harness.main`): it needs lm-evaluation-harness, an optional part of lmlab."
-    try: from lmlab.harness import main
-    except ModuleNotFoundError as e:
-        if (e.name or "").split(".")[0] != "lm_eval": raise
-        _fail("lmlab-eval: error: lm-evaluation-harness is not installed: pip install 'lmlab[eval]'", 1, "--debug" in (argv or sys.argv))
-    main(argv)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import base64, dataclasses, math, os, re
 from pathlib import Path
 
-from .chinchilla import budget_from_run, human_duration, report
+from .chinchilla import budget_from_run, report
+from .cli import human_duration
 from .data import DataConfig, run_data, wikitext_config
 from .model import ModelConfig
+from .runs import read_run
 from .train import (PROFILES, TrainConfig, TrainingInterrupted, evaluate, finish_run, load_checkpoint, load_model,
-                         measure_throughput, read_run, resolve_device, run_length, train)
+                         measure_throughput, resolve_device, run_length, train)
 
 # %% auto #0
 __all__ = ['QUICK_OVERRIDES', 'PROMPTS', 'choose_mode', 'experiment_configs', 'run_dir_for', 'ensure_run', 'training_estimate',
@@ -26,8 +28,8 @@ def choose_mode(dataset: str = "wikitext-2", mode: str | None = None) -> str:
         if forced not in ("quick", "full"): raise ValueError(f"the mode must be 'quick' or 'full', got {forced!r}")
         return forced
     if os.environ.get("IN_TEST"): return "quick"
-    from lmlab.data import _data_dir, hub_reachable, load_tokens
-    if _data_dir(None) is None and not hub_reachable(timeout=3.0):
+    from lmlab.data import hub_reachable, load_tokens, local_data_dir
+    if local_data_dir(None) is None and not hub_reachable(timeout=3.0):
         print("WikiText is not reachable here (no LMLAB_WIKITEXT_DIR, no network to the Hugging Face hub): quick mode on generated data.")
         return "quick"
     try:

@@ -4,20 +4,20 @@
 
 # %% ../nbs/01_model.ipynb #9bcb4a83
 from __future__ import annotations
-import contextlib, contextvars, dataclasses, functools, json, math
+import dataclasses, json, math
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import JSONConfig, atomic_path
+from .data import JSONConfig, atomic_path, positive_int
+from .kernels import attention_with_dropout, chunked_cross_entropy
 
 # %% auto #0
-__all__ = ['PARAM_CONVENTIONS', 'SAFETENSORS_NAME', 'ModelConfig', 'threads_for_blocks', 'CausalSelfAttention',
-           'attention_with_dropout', 'MLP', 'Block', 'chunked_cross_entropy', 'LanguageModel', 'loss_memory_bytes',
+__all__ = ['PARAM_CONVENTIONS', 'SAFETENSORS_NAME', 'ModelConfig', 'CausalSelfAttention', 'MLP', 'Block', 'LanguageModel',
            'unwrap', 'param_counts', 'param_table', 'config_param_counts', 'train_flops_per_token', 'generate',
-           'save_pretrained', 'from_pretrained']
+           'save_pretrained', 'load_pretrained']
 
 # %% ../nbs/01_model.ipynb #ff5d2c71
 @dataclasses.dataclass(frozen=True)
@@ -33,53 +33,12 @@ class ModelConfig(JSONConfig):
     chunked_loss: bool = True  # False: materialize all logits and use F.cross_entropy (the plain way, for comparison)
 
     def __post_init__(self):
-        for name in ("vocab_size", "max_seq_len", "d_model", "num_heads", "d_ff", "num_layers"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("vocab_size", "max_seq_len", "d_model", "num_heads", "d_ff", "num_layers"): positive_int(name, getattr(self, name))
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by num_heads={self.num_heads}")
         if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not isinstance(self.chunked_loss, bool): raise ValueError(f"chunked_loss must be True or False, got {self.chunked_loss!r}")
-
-# %% ../nbs/01_model.ipynb #ab9a46d3
-_POOLS: dict = {}
-_block_threads = contextvars.ContextVar("lmlab_block_threads", default=None)  # set by threads_for_blocks
-
-@contextlib.contextmanager
-def threads_for_blocks():
-    """On a CPU: this thread's operations run on one thread; the chunked loss and attention use all of its threads.
-    The transformer's operations are small, thousands per step; on a busy machine each multi-threaded one ends in a
-    barrier that waits for a descheduled thread. The blocks' threads meet once per call."""
-    threads = torch.get_num_threads()
-    if threads == 1: yield threads; return  # nothing to divide
-    token = _block_threads.set(threads)
-    torch.set_num_threads(1)
-    try: yield threads
-    finally: torch.set_num_threads(threads); _block_threads.reset(token)
-
-def _blocks(n: int, count: int | None = None) -> list[tuple[int, int]]:
-    "Rows 0:n as `count` contiguous (start, end) blocks, by default one per CPU thread; one block on one thread."
-    threads = _block_threads.get() or torch.get_num_threads()
-    count = min(n, count or threads) if threads > 1 else 1
-    return [(n * k // count, n * (k + 1) // count) for k in range(count)]
-
-def _in_parallel(fn, blocks: list[tuple]) -> list:
-    "`fn(*block)` for each (start, end, ...) block on the CPU threads, each taking the next when done; in order."
-    threads = min(len(blocks), _block_threads.get() or torch.get_num_threads())
-    if threads == 1: return [fn(*block) for block in blocks]  # this thread
-    return list(_thread_pool(threads).map(lambda block: fn(*block), blocks))
-
-def _thread_pool(workers: int):
-    "A pool of `workers` threads, each running PyTorch operations on one thread of its own (made once, kept)."
-    if workers not in _POOLS:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="lmlab-blocks", initializer=_pool_thread)
-    return _POOLS[workers]
-
-def _pool_thread():
-    torch.set_num_threads(1)     # its own operations run single-threaded (the caller's setting is its own)
-    torch.set_flush_denormal(True)  # this thread only: values below 1e-38 count as 0, not a 10-100x slower path
 
 # %% ../nbs/01_model.ipynb #c5343e8b
 class CausalSelfAttention(nn.Module):
@@ -103,62 +62,6 @@ class CausalSelfAttention(nn.Module):
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
-def attention_with_dropout(q, k, v, p: float):
-    "Causal attention of (B, nh, T, hs) CPU tensors, dropping each attention weight with probability `p`."
-    if q.device.type != "cpu": raise ValueError(f"attention_with_dropout runs on a CPU, got {q.device}: use SDPA")
-    if not 0 <= p < 1: raise ValueError(f"dropout p must be in [0, 1), got {p!r}")
-    return _AttentionWithDropout.apply(q, k, v, p)
-
-class _AttentionWithDropout(torch.autograd.Function):
-    "Forward and backward by hand, each sequence a block for the CPU threads (see Threads on a CPU)."
-    @staticmethod
-    def forward(ctx, q, k, v, p):
-        scale, out = q.size(-1) ** -0.5, q.new_empty(q.shape[:-1] + v.shape[-1:])
-        # one generator per sequence, seeded from the global one: the same masks whatever the number of threads
-        seeds = torch.randint(0, 2**62, (q.shape[0],)).tolist()
-
-        @torch.no_grad()
-        def block(s, e):
-            att = (q[s:e] @ k[s:e].transpose(-2, -1)).mul_(scale)                       # (b, nh, T, T)
-            att = att.masked_fill_(_future(q.size(-2), q.device), float("-inf")).softmax(-1)
-            # the mask drawn with rand: on a CPU, SDPA and F.dropout draw theirs with bernoulli_, 3x slower
-            u, keep = torch.empty(att.shape[1:]), torch.empty(att.shape, dtype=torch.bool)
-            for j, seed in enumerate(seeds[s:e]):
-                torch.ge(torch.rand(u.shape, generator=torch.Generator().manual_seed(seed), out=u), p, out=keep[j])
-            torch.matmul(att * keep, v[s:e], out=out[s:e]).mul_(1 / (1 - p))
-            return s, e, att, keep
-
-        # one sequence per block: a thread the scheduler slows down takes fewer of them
-        with torch.autocast("cpu", enabled=False):  # the inputs' dtype, in this thread as in the pool's
-            ctx.blocks = _in_parallel(block, _blocks(q.shape[0], count=q.shape[0]))
-        ctx.save_for_backward(q, k, v)
-        ctx.p, ctx.scale = p, scale
-        return out
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_out):
-        q, k, v = ctx.saved_tensors
-        grad_q, grad_k, grad_v = (t.new_empty(t.shape) for t in (q, k, v))
-
-        @torch.no_grad()
-        def block(s, e, att, keep):
-            g = grad_out[s:e] * (1 / (1 - ctx.p))
-            torch.matmul((att * keep).transpose(-2, -1), g, out=grad_v[s:e])
-            grad_att = (g @ v[s:e].transpose(-2, -1)).mul_(keep)                       # through the dropped weights
-            grad_s = (att * (grad_att - (grad_att * att).sum(-1, keepdim=True))).mul_(ctx.scale)  # softmax's backward
-            torch.matmul(grad_s, k[s:e], out=grad_q[s:e])
-            torch.matmul(grad_s.transpose(-2, -1), q[s:e], out=grad_k[s:e])
-
-        with torch.autocast("cpu", enabled=False):
-            _in_parallel(block, ctx.blocks)  # the forward pass's blocks, with their weights and masks
-        return grad_q, grad_k, grad_v, None
-
-@functools.cache
-def _future(T: int, device) -> torch.Tensor:
-    "(T, T) True above the diagonal: the positions a token may not attend to."
-    return torch.ones(T, T, dtype=torch.bool, device=device).triu_(1)
-
 class MLP(nn.Module):
     "The feed-forward layer: d_model -> d_ff -> GELU -> d_model, with biases."
     def __init__(self, cfg: ModelConfig):
@@ -176,122 +79,6 @@ class Block(nn.Module):
     def forward(self, x):
         x = x + self.attn(self.ln_1(x))
         return x + self.mlp(self.ln_2(x))
-
-# %% ../nbs/01_model.ipynb #d22d2399
-class _ChunkedCrossEntropy(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, h, weight, bias, targets, chunk_rows: int, reduction: str, ignore_index: int):
-        with torch.autocast(h.device.type, enabled=False):  # float32 logits and gradients, as the plain path under autocast
-            return _ChunkedCrossEntropy._forward(ctx, h, weight, bias, targets, chunk_rows, reduction, ignore_index)
-
-    @staticmethod
-    def _forward(ctx, h, weight, bias, targets, chunk_rows, reduction, ignore_index):
-        dtypes = (h.dtype, weight.dtype, bias.dtype)
-        h, weight, bias = h.float(), weight.float(), bias.float()
-        N, D = h.shape
-        valid = targets != ignore_index
-        n_valid = int(valid.sum())
-        scale = 1.0 / max(n_valid, 1) if reduction == "mean" else 1.0
-        need_grad = ctx.needs_input_grad[0] or ctx.needs_input_grad[1] or ctx.needs_input_grad[2]
-        targets, row_w = targets.clamp(min=0), (valid * scale).to(h.dtype)[:, None]  # ignored rows weigh 0
-        rows = _Rows(h, targets, row_w, weight, bias, chunk_rows, need_grad)
-        # a CPU: one block of rows per thread, each walking its chunks on one thread (see "Threads on a CPU")
-        in_blocks = h.device.type == "cpu" and N >= 8 * chunk_rows
-        parts = _in_parallel(rows.block, _blocks(N)) if in_blocks else [rows.block(0, N)]
-        loss = (rows.row_loss * row_w.squeeze(1)).sum()
-        if need_grad:
-            grad_wt = parts[0]
-            for g in parts[1:]: grad_wt += g                                   # in block order: the same sum every time
-            # the one-hot part of (softmax - onehot), for all rows at once: a gather and two scatter-adds
-            grad_h = rows.grad_h.sub_(row_w * weight[targets])
-            grad_w, grad_b = grad_wt[:D].t().contiguous(), grad_wt[D].clone()
-            grad_w.index_add_(0, targets, h * -row_w)
-            grad_b.index_add_(0, targets, -row_w.squeeze(1))
-            ctx.save_for_backward(grad_h.to(dtypes[0]), grad_w.to(dtypes[1]), grad_b.to(dtypes[2]))
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        grad_h, grad_w, grad_b = ctx.saved_tensors
-        return grad_h * grad_out, grad_w * grad_out, grad_b * grad_out, None, None, None, None
-
-@torch.compiler.disable  # under torch.compile the loss runs as written: its passes are already arranged by hand
-def chunked_cross_entropy(h, weight, bias, targets, chunk_rows: int | None = None, reduction: str = "mean", ignore_index: int = -100):
-    "Cross-entropy of `h @ weight.T + bias` against `targets`, computed `chunk_rows` rows at a time (never all logits)."
-    if reduction not in ("mean", "sum"): raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
-    if h.is_cuda and (fused := _fused_loss()) is not None:  # a GPU: the fused kernels of lmlab.fused_loss
-        return fused(h, weight, bias, targets, reduction, ignore_index)
-    h, targets = h.reshape(-1, h.shape[-1]), targets.reshape(-1)
-    if chunk_rows is None: chunk_rows = 32 if h.device.type == "cpu" else 16384  # CPU: stay in cache; GPU: few, large kernels
-    if not torch.is_grad_enabled():  # evaluation: detached inputs tell the forward pass to skip the gradients
-        h, weight, bias = h.detach(), weight.detach(), bias.detach()
-    return _ChunkedCrossEntropy.apply(h, weight, bias, targets, chunk_rows, reduction, ignore_index)
-
-@functools.cache
-def _fused_loss():
-    "`lmlab.fused_loss.fused_cross_entropy` where Triton can be imported (PyTorch's CUDA builds bring it), else None."
-    try: from .fused_loss import fused_cross_entropy
-    except ImportError: return None
-    return fused_cross_entropy
-
-class _Rows:
-    "The chunked loss's inputs and outputs; `block(s, e)` computes rows s:e chunk by chunk, on whichever thread calls it."
-    # exp of logits in this range is a normal float32 (no slow denormal path), and 50,257 of them sum without overflow
-    LO, HI = -80.0, 70.0
-    VOCAB_TILE = 2048  # evaluation: 4 chunks' rows x 2048 columns of logits, 1 MB, stay in the CPU's cache
-
-    def __init__(self, h, targets, row_w, weight, bias, chunk_rows, need_grad):
-        N = h.shape[0]
-        self.h1 = torch.cat([h, h.new_ones(N, 1)], 1)       # (N, D+1): [h, 1] @ [W, b]^T adds the bias
-        weight1 = torch.cat([weight, bias[:, None]], 1)                          # (V, D+1)
-        self.weight_t = weight1.t().contiguous()                                   # (D+1, V)
-        self.target_logit = (h * weight[targets]).sum(1) + bias[targets]
-        self.weight, self.row_w, self.chunk_rows, self.need_grad = weight, row_w, chunk_rows, need_grad
-        self.row_loss = h.new_empty(N)
-        self.grad_h = torch.empty_like(h) if need_grad else None                 # the softmax part; one-hot comes later
-        # |logit| <= |[h, 1]| |[w, b]| (Cauchy-Schwarz): where that bound is in range, no chunk needs its range checked
-        self.bounded = float(self.h1.norm(dim=1).max() * weight1.norm(dim=1).max()) <= min(-self.LO, self.HI)
-
-    def in_range(self, logits) -> bool:
-        if self.bounded: return True
-        lo, hi = map(float, torch.aminmax(logits))
-        return self.LO <= lo and hi <= self.HI
-
-    @torch.no_grad()  # called from other threads too, where grad mode is on by default
-    def block(self, s0: int, e0: int):
-        "Loss (in place) and softmax part of grad_h for rows s0:e0; returns the block's [grad_w | grad_b]^T, or None."
-        if not self.need_grad and self.bounded and self.h1.device.type == "cpu": return self.loss_in_tiles(s0, e0)
-        buf = self.h1.new_empty(min(self.chunk_rows, e0 - s0), self.weight_t.shape[1])  # one buffer for all chunks
-        grad_wt = torch.zeros_like(self.weight_t) if self.need_grad else None
-        for s in range(s0, e0, self.chunk_rows):
-            e = min(s + self.chunk_rows, e0)
-            logits = torch.mm(self.h1[s:e], self.weight_t, out=buf[:e - s])  # (R, V): the only logits ever held
-            shift = 0.0  # logits in range: exp directly, no max to subtract (one pass fewer)
-            if not self.in_range(logits):  # subtract each row's max, and clamp the far tail to stay normal
-                shift = logits.amax(1, keepdim=True)
-                logits.sub_(shift).clamp_(min=self.LO)
-                shift = shift.squeeze(1)
-            p = logits.exp_()                                     # unnormalized softmax, in place
-            sumexp = p.sum(1)
-            torch.sub(sumexp.log() + shift, self.target_logit[s:e], out=self.row_loss[s:e])
-            if self.need_grad:  # d loss / d logits = (p / sumexp - onehot) * row weight; scale the narrow side, not p
-                scale = self.row_w[s:e] / sumexp[:, None]
-                torch.mm(p, self.weight, out=self.grad_h[s:e]).mul_(scale)
-                grad_wt.addmm_((self.h1[s:e] * scale).t(), p)
-        return grad_wt
-
-    @torch.no_grad()
-    def loss_in_tiles(self, s0: int, e0: int):
-        "Evaluation: the loss of rows s0:e0 in tiles that stay in cache (logits known to be in range: no shift)."
-        R, V = 4 * self.chunk_rows, self.weight_t.shape[1]
-        buf = self.h1.new_empty(min(R, e0 - s0), min(self.VOCAB_TILE, V))
-        for s in range(s0, e0, R):
-            e = min(s + R, e0)
-            sumexp = self.h1.new_zeros(e - s)
-            for v in range(0, V, self.VOCAB_TILE):
-                w = self.weight_t[:, v:v + self.VOCAB_TILE]
-                sumexp += torch.mm(self.h1[s:e], w, out=buf[:e - s, :w.shape[1]]).exp_().sum(1)
-            torch.sub(sumexp.log(), self.target_logit[s:e], out=self.row_loss[s:e])
 
 # %% ../nbs/01_model.ipynb #9c4ff22c
 class LanguageModel(nn.Module):
@@ -318,6 +105,15 @@ class LanguageModel(nn.Module):
     @classmethod
     def from_config(cls, cfg: ModelConfig) -> "LanguageModel": return cls(**cfg.to_dict())
 
+    @classmethod
+    def from_pretrained(cls, path, device="cpu") -> "LanguageModel":
+        "The model that `save_pretrained` (or `lmlab-export`) wrote to `path` (`load_pretrained`)."
+        return load_pretrained(path, device, cls)
+
+    def generate(self, prompt: str, *args, **kwargs) -> str:
+        "The prompt and its sampled continuation, as text (`generate`, below, for the arguments)."
+        return generate(self, prompt, *args, **kwargs)
+
     def hidden(self, idx):
         "Final hidden states (after `ln_f`) for token ids `idx` of shape (B, T)."
         B, T = idx.shape
@@ -334,17 +130,6 @@ class LanguageModel(nn.Module):
         if self.config.chunked_loss: return chunked_cross_entropy(h, self.wte.weight, self.lm_head_bias, targets, reduction=reduction)
         logits = F.linear(h, self.wte.weight, self.lm_head_bias)  # (B, T, V): 823 MB at 8 x 512
         return F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), reduction=reduction)
-
-# %% ../nbs/01_model.ipynb #ef03c8bf
-def loss_memory_bytes(cfg: ModelConfig, batch_size: int, seq_len: int | None = None, chunk_rows: int = 32,
-                      threads: int = 1) -> dict:
-    "Bytes a training step's loss holds beyond the hidden states: plain (full float32 logits + gradient) vs chunked."
-    N, V, D = batch_size * (seq_len or cfg.max_seq_len), cfg.vocab_size, cfg.d_model
-    plain = 2 * N * V * 4
-    per_thread = chunk_rows * V + (D + 1) * V     # a chunk of logits; the block's [grad_w | grad_b]
-    once = 2 * (D + 1) * V + N * (2 * D + 4)      # [W, b]^T and the summed gradient; per row [h, 1], grad_h and 3 numbers
-    chunked = (threads * per_thread + once) * 4
-    return dict(plain=plain, chunked=chunked, saved=plain - chunked)
 
 # %% ../nbs/01_model.ipynb #94ff6a6b
 def unwrap(model: nn.Module) -> nn.Module:
@@ -426,8 +211,6 @@ def generate(model: LanguageModel, prompt: str, max_new_tokens: int = 50, temper
     out = idx[0].tolist()
     return enc.decode(out if prompt else out[1:])  # without a prompt, drop the end-of-text token we started from
 
-LanguageModel.generate = generate
-
 # %% ../nbs/01_model.ipynb #9cefb097
 SAFETENSORS_NAME = "model.safetensors"
 
@@ -442,14 +225,14 @@ def save_pretrained(model: nn.Module, out_dir, **record) -> Path:
     with atomic_path(out / "config.json") as tmp: tmp.write_text(json.dumps(config, indent=1))
     return out
 
-def from_pretrained(cls, path, device="cpu") -> LanguageModel:
+def load_pretrained(path, device="cpu", cls=None) -> LanguageModel:
     "The model that `save_pretrained` (or `lmlab-export`) wrote to `path`; a file that does not match its config is refused."
     from safetensors import SafetensorError, safe_open
     path = Path(path)
     for name in ("config.json", SAFETENSORS_NAME):
         if not (path / name).exists(): raise FileNotFoundError(f"no {name} in {str(path)!r}: export a run there first "
                                                                f"(lmlab-export RUN_DIR {path})")
-    model = cls.from_config(ModelConfig.from_dict(json.loads((path / "config.json").read_text())["model"]))
+    model = (cls or LanguageModel).from_config(ModelConfig.from_dict(json.loads((path / "config.json").read_text())["model"]))
     file, expected = path / SAFETENSORS_NAME, model.state_dict()
     try:
         with safe_open(file, framework="pt", device="cpu") as f: tensors = {k: f.get_tensor(k) for k in f.keys()}
@@ -465,5 +248,3 @@ def from_pretrained(cls, path, device="cpu") -> LanguageModel:
                                f"{way_out}")
     model.load_state_dict(tensors)
     return model.to(device).eval()
-
-LanguageModel.from_pretrained = classmethod(from_pretrained)

@@ -10,20 +10,20 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm.auto import tqdm
 
+from .callbacks import TRACKERS, Callback, StopTraining, default_callbacks, plot_losses, tracker_callbacks
+from .cli import Parser, fail
 from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, WriteError, append_line, atomic_path, describe_source,
-                        epoch_loader, random_batches, token_ids)
-from .model import LanguageModel, ModelConfig, param_counts, threads_for_blocks, train_flops_per_token, unwrap
+                        epoch_loader, positive_int, random_batches, token_ids)
+from .kernels import threads_for_blocks
+from .model import LanguageModel, ModelConfig, param_counts, train_flops_per_token, unwrap
+from .runs import BUDGET_FIELDS, changed_configs, config_differences, read_metrics, this_run
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'TRACKED_SCALARS', 'TRACKERS', 'BUDGET_FIELDS', 'WATCH_FIELDS', 'STOP_SIGNALS', 'PROFILES',
-           'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate', 'save_checkpoint', 'CheckpointError',
-           'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers', 'dist_env', 'train_step',
-           'measure_throughput', 'CapturedStep', 'Callback', 'ProgressCB', 'best_saved', 'LogLinesCB', 'LivePlotCB',
-           'plot_losses', 'default_callbacks', 'flat_config', 'TensorBoardCB', 'WandbCB', 'tracker_callbacks',
-           'read_metrics', 'changed_configs', 'read_run', 'run_length', 'TrainingInterrupted', 'Trainer', 'train',
-           'finish_run', 'this_run', 'build_parser', 'parse_args', 'main']
+__all__ = ['CHECKPOINT_FORMAT', 'STOP_SIGNALS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate',
+           'autocast_for', 'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model', 'resolve_device',
+           'loader_workers', 'dist_env', 'train_step', 'measure_throughput', 'CapturedStep', 'run_length',
+           'TrainingInterrupted', 'Trainer', 'train', 'finish_run', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
@@ -55,12 +55,9 @@ class TrainConfig(JSONConfig):
     report_to: tuple = ()              # trackers that also record the run: "tensorboard", "wandb" (TRACKERS)
 
     def __post_init__(self):
-        def positive(name, allow_none=False):
-            v = getattr(self, name)
-            if v is None and allow_none: return
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1: raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {v!r}")
-        for name in ("batch_size", "eval_batch_size"): positive(name)
-        for name in ("epochs", "max_tokens", "max_steps", "eval_every", "checkpoint_every", "early_stopping"): positive(name, allow_none=True)
+        for name in ("batch_size", "eval_batch_size"): positive_int(name, getattr(self, name))
+        for name in ("epochs", "max_tokens", "max_steps", "eval_every", "checkpoint_every", "early_stopping"):
+            positive_int(name, getattr(self, name), allow_none=True)
         budgets = [n for n in ("epochs", "max_tokens", "max_steps") if getattr(self, n) is not None]
         if len(budgets) != 1: raise ValueError(f"give exactly one of epochs, max_tokens, max_steps; got {budgets or 'none'}")
         if not self.lr > 0: raise ValueError(f"lr must be positive, got {self.lr!r}")
@@ -110,7 +107,7 @@ def evaluate(model, tokens, seq_len: int, batch_size: int = 32, device=None, ran
     nll, count = torch.zeros((), dtype=torch.float64, device=device), torch.zeros((), dtype=torch.float64, device=device)
     def score(x, y):
         nonlocal nll, count
-        with _autocast(device, amp): nll += model(x.to(device), y.to(device), reduction="sum").double()
+        with autocast_for(device, amp): nll += model(x.to(device), y.to(device), reduction="sum").double()
         count += y.numel()
     batches = [list(range(s, min(s + batch_size, len(windows)))) for s in range(0, len(windows), batch_size)]
     for b in batches[rank::world_size]: score(*windows.__getitems__(b))
@@ -124,7 +121,7 @@ def evaluate(model, tokens, seq_len: int, batch_size: int = 32, device=None, ran
     loss = (nll / count).item()
     return dict(loss=loss, ppl=math.exp(min(loss, 700)), nll=nll.item(), tokens=int(count.item()))
 
-def _autocast(device, amp: bool):
+def autocast_for(device, amp: bool):
     "bf16 autocast on CUDA; a no-op elsewhere (bf16 does not speed up these models on CPU)."
     device = torch.device(device)
     return torch.autocast("cuda", dtype=torch.bfloat16) if amp and device.type == "cuda" else torch.autocast(device.type, enabled=False)
@@ -207,7 +204,7 @@ def train_step(model, optimizer, x, y, amp: bool = True, max_norm: float = 1.0):
     # large operations, which want every thread themselves)
     divide = x.device.type == "cpu" and unwrap(model).config.chunked_loss
     with threads_for_blocks() if divide else contextlib.nullcontext():
-        with _autocast(x.device, amp): loss = model(x, y)
+        with autocast_for(x.device, amp): loss = model(x, y)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(unwrap(model).parameters(), max_norm)
         optimizer.step()
@@ -297,161 +294,6 @@ def _restore_training_state(model, optimizer, saved: dict):
     torch.set_rng_state(saved["rng"])
     if saved["cuda_rng"] is not None: torch.cuda.set_rng_state_all(saved["cuda_rng"])
 
-# %% ../nbs/02_train.ipynb #52f7253b
-class Callback:
-    "Hooks into `Trainer.fit`; each method receives the trainer."
-    def before_fit(self, trainer): pass
-    def after_step(self, trainer): pass  # trainer.last_loss reads this step's loss (a GPU sync: read it sparingly)
-    def after_eval(self, trainer, row: dict): pass
-    def after_fit(self, trainer): pass
-
-class ProgressCB(Callback):
-    "A progress bar over optimizer steps."
-    def before_fit(self, t): self.bar = tqdm(total=t.total_steps, initial=t.step, desc="training", unit=" steps", dynamic_ncols=True)
-    def after_step(self, t):
-        self.bar.update(1)
-        if t.step % 10 == 0: self.bar.set_postfix(loss=f"{t.last_loss:.3f}", refresh=False)
-    def after_eval(self, t, row):
-        self.bar.set_postfix(loss=f"{row['train_loss']:.3f}", val=f"{row['val_loss']:.3f}")
-        if row["best"]: print(best_saved(t), flush=True)
-    def after_fit(self, t): self.bar.close()
-
-def best_saved(t) -> str:
-    "The lab log's line for a new best checkpoint."
-    return f"Best model so far! Saved to '{t.best_path}'"
-
-class LogLinesCB(Callback):
-    "One plain line per evaluation, for logs and terminals."
-    def __init__(self, file=None): self.file = file
-    def after_eval(self, t, row):
-        print(f"step {row['step']:,} | epoch {row['epoch']:.2f} | tokens {row['tokens_seen']:,} | train {row['train_loss']:.4f} | "
-              f"val {row['val_loss']:.4f} | val ppl {row['val_ppl']:.2f} | lr {row['lr']:.2e} | {row['tokens_per_s']:,.0f} tok/s",
-              file=self.file or sys.stdout, flush=True)
-        if row["best"]: print(best_saved(t), file=self.file or sys.stdout, flush=True)
-
-class LivePlotCB(Callback):
-    "Train and validation loss against tokens seen, redrawn in place in a notebook."
-    def __init__(self, every: int = 10): self.every = every
-    def before_fit(self, t):
-        import matplotlib.pyplot as plt
-        from IPython.display import display
-        self.steps, self.losses = [], []
-        self.fig, self.ax = plt.subplots(figsize=(6, 3.2))
-        plt.close(self.fig)  # shown through the display handle only
-        self.handle = display(self.fig, display_id=True)
-    def after_step(self, t):
-        if t.device.type == "cpu" or t.step % self.every == 0: self.steps.append(t.tokens_seen); self.losses.append(t.last_loss)
-        if t.step % self.every == 0: self.draw(t)
-    def after_eval(self, t, row): self.draw(t)
-    def after_fit(self, t): self.draw(t)
-    def draw(self, t):
-        plot_losses(t.history, self.ax, (self.steps, self.losses)); self.handle.update(self.fig)
-
-def plot_losses(rows: list[dict], ax=None, per_step: tuple | None = None):
-    "Train and validation loss against tokens seen, from metrics rows (and optionally per-step (tokens, losses))."
-    import matplotlib.pyplot as plt
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.2))
-    ax.clear()
-    if per_step and per_step[0]: ax.plot(*per_step, lw=0.8, alpha=0.5, label="train (per step)")
-    if rows:
-        ax.plot([r["tokens_seen"] for r in rows], [r["train_loss"] for r in rows], "o-", ms=3, label="train (mean)")
-        ax.plot([r["tokens_seen"] for r in rows], [r["val_loss"] for r in rows], "o-", ms=3, label="validation")
-    ax.set(xlabel="tokens seen", ylabel="cross-entropy (nats)"); ax.grid(alpha=0.3)
-    if ax.lines: ax.legend(loc="upper right", fontsize=8)
-    return ax
-
-def default_callbacks() -> list[Callback]:
-    "Progress bar and live plot inside IPython; plain log lines elsewhere."
-    try:
-        from IPython import get_ipython
-        in_ipython = get_ipython() is not None
-    except ImportError: in_ipython = False
-    return [ProgressCB(), LivePlotCB()] if in_ipython else [LogLinesCB()]
-
-# %% ../nbs/02_train.ipynb #303bdb6e
-TRACKED_SCALARS = {"loss/train": "train_loss", "loss/validation": "val_loss", "perplexity/validation": "val_ppl",
-                   "learning_rate": "lr", "tokens_per_s": "tokens_per_s", "grad_norm": "grad_norm"}  # tag: metrics.jsonl key
-
-def flat_config(t) -> dict:
-    "A trainer's configuration as one flat dict of plain values (`'model/d_model': 16`), the form trackers take."
-    return {f"{part}/{k}": v if isinstance(v, (int, float, str, bool)) else str(v)
-            for part, cfg in (("model", t.model_cfg), ("data", t.data_cfg), ("train", t.cfg))
-            for k, v in cfg.to_dict().items() if v is not None}
-
-class TensorBoardCB(Callback):
-    "Every evaluation row as TensorBoard scalars, and the configuration as hparams, in `run_dir/tensorboard`."
-    def __init__(self):
-        try: from torch.utils.tensorboard import SummaryWriter
-        except ImportError: raise ValueError("report_to 'tensorboard' needs TensorBoard: pip install 'lmlab[tensorboard]'") from None
-        self.SummaryWriter = SummaryWriter
-    def before_fit(self, t):
-        # a resumed run trains the steps after its checkpoint again: hide what was written of them before
-        self.writer = self.SummaryWriter(str(t.run_dir / "tensorboard"), purge_step=t.step + 1 if t.step else None)
-        if t.step == 0:
-            from torch.utils.tensorboard.summary import hparams
-            for summary in hparams(flat_config(t), {"loss/validation": 0.0}): self.writer.file_writer.add_summary(summary)
-    def after_eval(self, t, row):
-        for tag, key in TRACKED_SCALARS.items(): self.writer.add_scalar(tag, row[key], row["step"])
-        self.writer.flush()
-    def after_fit(self, t): self.writer.close()
-
-
-# %% ../nbs/02_train.ipynb #3a3f6318
-class WandbCB(Callback):
-    "Every evaluation row and the configuration to Weights & Biases, offline unless `WANDB_MODE` says otherwise: `run_dir/wandb`."
-    STATE = "lmlab-run.json"  # in run_dir/wandb: the W&B run's id and the last step logged, for a resume to go on from
-    def __init__(self):
-        try: import wandb
-        except ImportError: raise ValueError("report_to 'wandb' needs W&B: pip install 'lmlab[wandb]'") from None
-        self.wandb = wandb
-    def before_fit(self, t):
-        self.state_file = t.run_dir / "wandb" / self.STATE
-        resumed = t.step > 0 and self.state_file.exists()
-        self.state = json.loads(self.state_file.read_text()) if resumed else dict(id=None, step=0)  # None: W&B picks an id
-        self.run = self.wandb.init(
-            dir=str(t.run_dir), id=self.state["id"], resume="allow", name=t.run_dir.name, config=flat_config(t),
-            project=os.environ.get("WANDB_PROJECT", "lmlab"), mode=os.environ.get("WANDB_MODE", "offline"),
-            settings=self.wandb.Settings(silent=True, console="off", save_code=False, disable_git=True, x_disable_stats=True))
-        self.state["id"] = self.run.id
-    def after_eval(self, t, row):
-        if row["step"] <= self.state["step"]: return  # a resumed run trains the steps after its checkpoint again: once is enough
-        self.run.log({tag: row[key] for tag, key in TRACKED_SCALARS.items()}, step=row["step"])
-        self.state["step"] = row["step"]
-        with atomic_path(self.state_file) as tmp_path: tmp_path.write_text(json.dumps(self.state))
-    def after_fit(self, t): self.run.finish()
-
-TRACKERS = {"tensorboard": TensorBoardCB, "wandb": WandbCB}  # report_to's names; another tracker is one more Callback here
-
-def tracker_callbacks(names) -> list[Callback]:
-    "A fresh callback for each tracker named."
-    return [TRACKERS[name]() for name in names]
-
-# %% ../nbs/02_train.ipynb #17961254
-def read_metrics(run_dir) -> list[dict]:
-    "The evaluation rows of a run, in order."
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists(): return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-BUDGET_FIELDS = ("epochs", "max_tokens", "max_steps")  # the only fields a resumed run may change, and only to extend it
-WATCH_FIELDS = ("report_to", "save_every_minutes")  # how a run is watched and kept, not what it is: may change on resume
-
-def changed_configs(saved: dict, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig, ignore=()) -> list[str]:
-    "Which of 'model', 'data', 'train' in a saved config record (config.json, or a checkpoint's) differ from these (`ignore`: fields)."
-    cfgs = dict(model=model_cfg, data=data_cfg, train=train_cfg)
-    skip = set(ignore) | set(WATCH_FIELDS)
-    def plain(cfg, d):  # a field the record predates reads as its default
-        d = {f.name: f.default for f in dataclasses.fields(cfg) if f.default is not dataclasses.MISSING} | (d or {})
-        return {k: v for k, v in json.loads(json.dumps(d)).items() if k not in skip}
-    return [k for k, cfg in cfgs.items() if plain(cfg, cfg.to_dict()) != plain(cfg, saved.get(k))]
-
-def read_run(run_dir) -> dict:
-    "A run's config, metrics and (if finished) summary."
-    run_dir = Path(run_dir)
-    summary = run_dir / "summary.json"
-    return dict(run_dir=str(run_dir), config=json.loads((run_dir / "config.json").read_text()), metrics=read_metrics(run_dir),
-                summary=json.loads(summary.read_text()) if summary.exists() else None)
-
 # %% ../nbs/02_train.ipynb #bbeeacdc
 def run_length(cfg: TrainConfig, train_tokens, seq_len: int) -> tuple[int, int]:
     "(steps per epoch, total steps) of a run of `cfg` over `train_tokens` (Tokens or ids) in windows of `seq_len`."
@@ -526,7 +368,7 @@ class Trainer:
         self.step, self.epoch, self.batch_in_epoch, self.tokens_seen = 0, 0, 0, 0
         self.best_val_loss, self.evals_since_best, self.time_s = float("inf"), 0, 0.0
         self.interval = dict(loss_sum=0.0, steps=0, grad_norm_sum=0.0, time_s=0.0, tokens=0)
-        self.stop_reason = None
+        self.stop_reason, self.stop_requested, self.finishing = None, None, False  # finishing: this step is the last
         # losses stay on the device and are read in groups: a read per step would stall a GPU
         self.pending, self.sync_every, self._last_loss = [], (1 if self.device.type == "cpu" else 50), None
 
@@ -557,8 +399,10 @@ class Trainer:
 
     def load_state(self, state: dict):
         if state.get("format") != CHECKPOINT_FORMAT: raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
-        changed = changed_configs(state["config"], self.model_cfg, self.data_cfg, self.cfg, ignore=BUDGET_FIELDS if self.extend else ())
-        if changed: raise ValueError(f"cannot resume {str(self.run_dir)!r}: its {', '.join(changed)} configuration differs from this one")
+        given, ignore = dict(model=self.model_cfg, data=self.data_cfg, train=self.cfg), BUDGET_FIELDS if self.extend else ()
+        if changed := changed_configs(state["config"], *given.values(), ignore=ignore):
+            raise ValueError(f"cannot resume {str(self.run_dir)!r}: its {', '.join(changed)} configuration differs from this one "
+                             f"({'; '.join(config_differences(state['config'], given, ignore))})")
         self._refuse_other_data(state["config"].get("sources"), self._config_record()["sources"])
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -584,6 +428,53 @@ class Trainer:
                                 rank=self.rank, world_size=self.world_size, pin_memory=self.device.type == "cuda")
         return random_batches(self.train_tokens, self.seq_len, self.cfg.batch_size, seed=self.cfg.seed, start_step=self.step,
                               rank=self.rank, world_size=self.world_size)
+
+    def _callbacks(self, hook: str, *args):
+        "Each callback's `hook`. One that raises `StopTraining` makes this step the run's last (under DDP: once the ranks agree)."
+        try:
+            for cb in self.callbacks: getattr(cb, hook)(self, *args)
+        except StopTraining as e:
+            self.stop_requested = str(e) or f"stopped by {type(cb).__name__}"
+            self.finishing = self.finishing or self.world_size == 1
+
+    def _done(self) -> bool:
+        "Has the run reached its budget, or stopped (early stopping, a loss gone bad, a signal, a callback)?"
+        return self.step >= self.total_steps or self.stop_reason is not None or self.stopping or self.finishing
+
+    def _steps(self):
+        "A batch for each step the run takes: epoch after epoch (a new loader each), until it is done."
+        while not self._done():
+            batches = iter(self._batches())
+            while True:
+                self.step_started = time.perf_counter()  # a step's time includes waiting for its batch
+                batch = next(batches, None)
+                if batch is None: break
+                yield batch
+                if self._done() or self.batch_in_epoch == 0: break  # done, or the epoch just closed
+
+    def _take_step(self, x, y):
+        "Train on one batch and count it: steps, tokens, time; the loss is read later, with the other pending steps'."
+        loss, grad_norm = self._train_step(x, y)
+        self.step += 1; self.batch_in_epoch += 1; self.tokens_seen += self.tokens_per_step
+        self.pending.append((loss, grad_norm)); self._last_loss = loss
+        if len(self.pending) >= self.sync_every: self._sync()
+        dt = time.perf_counter() - self.step_started
+        self.time_s += dt; self.interval["time_s"] += dt; self.interval["tokens"] += self.tokens_per_step
+
+    def _close_epoch(self) -> bool:
+        "Did this step end an epoch (epoch budgets only)? If so, the next step starts the next one."
+        if self.cfg.epochs is None or self.batch_in_epoch < self.steps_per_epoch: return False
+        self.epoch += 1; self.batch_in_epoch = 0
+        return True
+
+    def _evaluation_due(self) -> bool:
+        "Evaluate after the last step (the budget's, or one a callback made last) and every `eval_every` steps."
+        every = self.cfg.eval_every
+        return self.step == self.total_steps or self.finishing or bool(every and self.step % every == 0)
+
+    def _checkpoint_due(self) -> bool:
+        "Save `last.pt` between evaluations: every `checkpoint_every` steps, and when the clock says so (`save_every_minutes`)."
+        return self.save_due or bool(self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0)
 
     def _train_step(self, x, y):
         "One optimizer step; returns the loss and gradient norm as device tensors (read later, in groups)."
@@ -638,7 +529,7 @@ class Trainer:
             if improved: save_checkpoint(self.best_path, state)
             save_checkpoint(self.last_path, state)
         self.saved_at = time.monotonic()
-        for cb in self.callbacks: cb.after_eval(self, row)
+        self._callbacks("after_eval", row)
         if self.cfg.early_stopping and self.evals_since_best >= self.cfg.early_stopping:
             self.stop_reason = f"early stopping: no better validation loss in {self.evals_since_best} evaluations"
 
@@ -680,11 +571,12 @@ class Trainer:
         """At a sync point (every step on a CPU): stop if a signal came, save if `save_every_minutes` have passed since
         the last save. Under DDP the ranks agree first, so every rank stops (and saves) at the same step."""
         minutes = self.cfg.save_every_minutes
-        flags = [float(bool(self.interrupted)), float(minutes is not None and time.monotonic() - self.saved_at >= 60 * minutes)]
+        flags = [float(bool(self.interrupted)), float(minutes is not None and time.monotonic() - self.saved_at >= 60 * minutes),
+                 float(self.stop_requested is not None)]
         if self.world_size > 1:
             agreed = torch.tensor(flags, device=self.device); dist.all_reduce(agreed, op=dist.ReduceOp.MAX)
             flags = agreed.tolist()
-        self.stopping, self.save_due = flags[0] > 0, flags[1] > 0
+        self.stopping, self.save_due, self.finishing = flags[0] > 0, flags[1] > 0, self.finishing or flags[2] > 0
 
     def _resume_hint(self) -> str: return f"Resume with: lmlab-train --run-dir {self.run_dir} --resume"
 
@@ -721,31 +613,21 @@ class Trainer:
             self._refuse_other_data(recorded, {s: self.load_cfg.source(s) for s in (recorded or {})})
         self._setup()
         self._start(resume)
-        for cb in self.callbacks: cb.before_fit(self)
+        self._callbacks("before_fit")
         self.saved_at, self.save_due, self.in_loop = time.monotonic(), False, True
+        steps = self._steps()
         try:
-            while self.step < self.total_steps and self.stop_reason is None and not self.stopping:
-                t0 = time.perf_counter()
-                for x, y in self._batches():
-                    loss, grad_norm = self._train_step(x, y)
-                    self.step += 1; self.batch_in_epoch += 1; self.tokens_seen += self.tokens_per_step
-                    self.pending.append((loss, grad_norm)); self._last_loss = loss
-                    if len(self.pending) >= self.sync_every: self._sync()
-                    dt = time.perf_counter() - t0
-                    self.time_s += dt; self.interval["time_s"] += dt; self.interval["tokens"] += self.tokens_per_step
-                    for cb in self.callbacks: cb.after_step(self)
-                    if not self.pending: self._agree()  # a sync point: stop on a signal, save on the clock, ranks alike
-                    end_of_epoch = self.cfg.epochs is not None and self.batch_in_epoch == self.steps_per_epoch
-                    if end_of_epoch: self.epoch += 1; self.batch_in_epoch = 0
-                    if end_of_epoch or self.step == self.total_steps or (self.cfg.eval_every and self.step % self.cfg.eval_every == 0):
-                        self._evaluate_and_record()
-                    elif self.save_due or (self.cfg.checkpoint_every and self.step % self.cfg.checkpoint_every == 0):
-                        self._save_last()
-                    self.save_due = False
-                    if self.step >= self.total_steps or self.stop_reason or end_of_epoch or self.stopping: break
-                    t0 = time.perf_counter()
+            for x, y in steps:  # one flat loop: the last step evaluates and saves through the same code as every other
+                self._take_step(x, y)
+                self._callbacks("after_step")
+                if not self.pending: self._agree()  # a sync point: stop on a signal, save on the clock, ranks alike
+                end_of_epoch = self._close_epoch()
+                if end_of_epoch or self._evaluation_due(): self._evaluate_and_record()
+                elif self._checkpoint_due(): self._save_last()
+                self.save_due = False
         finally:
-            for cb in self.callbacks: cb.after_fit(self)
+            steps.close()  # a DataLoader's workers end with it
+            self._callbacks("after_fit")
         if self.stopping:
             # the signal that came (a callback may set True; on another rank none may have arrived yet)
             signum = self.interrupted if type(self.interrupted) is int else signal.SIGINT
@@ -754,6 +636,7 @@ class Trainer:
             by = "" if signum == signal.SIGINT else f" by {signal.Signals(signum).name}"
             raise TrainingInterrupted(f"interrupted at step {self.step:,} of {self.total_steps:,}{by}; saved to "
                                       f"{str(self.last_path)!r}. {self._resume_hint()}", signum)
+        if self.finishing and self.stop_reason is None: self.stop_reason = self.stop_requested or "stopped by a callback"
         self.stop_reason = self.stop_reason or "finished"
         best = min(self.history, key=lambda r: r["val_loss"]) if self.history else None
         summary = dict(stop_reason=self.stop_reason, steps=self.step, tokens_seen=self.tokens_seen, time_s=round(self.time_s, 3),
@@ -773,16 +656,6 @@ def finish_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg:
     run = this_run(run_dir, model_cfg, data_cfg, train_cfg)
     if run is not None and run["summary"] is not None: return run["summary"]
     return train(run_dir, model_cfg, data_cfg, train_cfg, resume=True, callbacks=callbacks)
-
-def this_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: TrainConfig) -> dict | None:
-    "The run in `run_dir` (`read_run`) if it is this one; None if there is none yet; an error naming what differs if another."
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists(): return None
-    run = read_run(run_dir)
-    changed = changed_configs(run["config"], model_cfg, data_cfg, train_cfg)
-    if changed: raise ValueError(f"{str(run_dir)!r} holds a different run: its {', '.join(changed)} configuration differs. "
-                                 f"Move it or choose another directory")
-    return run
 
 # %% ../nbs/02_train.ipynb #70b1cc80
 PROFILES = {
@@ -847,13 +720,9 @@ def _add_fields(parser, cls, group):
             kind = {"int": int, "float": float}.get(str(f.type).split(" | ")[0], str)
             g.add_argument(flag, type=(lambda s, k=kind: None if s.lower() == "none" else k(s)), **kw)
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line naming the way out, not a usage block
-        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr); sys.exit(2)
-
 def build_parser() -> argparse.ArgumentParser:
     "The `lmlab-train` command line: every configuration field is an option."
-    p = _Parser(prog="lmlab-train", description="Train a LanguageModel into a run directory (config, metrics, checkpoints).")
+    p = Parser(prog="lmlab-train", description="Train a LanguageModel into a run directory (config, metrics, checkpoints).")
     p.add_argument("--run-dir", required=True, help="where config.json, metrics.jsonl and the checkpoints go")
     p.add_argument("--profile", choices=sorted(PROFILES), help="start from a named setting; options given override it")
     p.add_argument("--resume", action="store_true",
@@ -879,9 +748,7 @@ def parse_args(argv=None) -> tuple:
         if not (run_dir / "config.json").exists():
             p.error(f"no run to resume in {str(run_dir)!r} (no config.json there): check the path, or drop --resume to start a new run")
         recorded = json.loads((run_dir / "config.json").read_text())
-        diffs = [f"{k}: recorded {recorded[key].get(k)!r}, given {json.loads(json.dumps(v))!r}" for key, fields in explicit.items()
-                 for k, v in fields.items() if json.loads(json.dumps(v)) != recorded[key].get(k)
-                 and not (a["extend"] and key == "train" and k in BUDGET_FIELDS) and not (key == "train" and k in WATCH_FIELDS)]
+        diffs = config_differences(recorded, explicit, ignore=BUDGET_FIELDS if a["extend"] else ())
         if diffs:
             p.error(f"cannot resume {str(run_dir)!r} with other settings than it recorded ({'; '.join(diffs)}): leave them out, "
                     f"add --extend to give a larger budget, or start a new run directory")
@@ -899,15 +766,10 @@ def main(argv=None):
     try: _main(argv)
     except TrainingInterrupted as e:  # 128 + the signal, as a shell reports a process it stopped: 130, 143, 138
         if dist_env()[0] != 0: sys.exit(128 + e.signum)  # rank 0 says it for every rank
-        _fail(f"lmlab-train: {e}", 128 + e.signum, "--debug" in argv)
-    except KeyboardInterrupt: _fail("lmlab-train: interrupted before training started; nothing was saved", 130, "--debug" in argv)
+        fail(f"lmlab-train: {e}", 128 + e.signum, "--debug" in argv)
+    except KeyboardInterrupt: fail("lmlab-train: interrupted before training started; nothing was saved", 130, "--debug" in argv)
     except (ValueError, OSError, ConnectionError, FloatingPointError) as e:  # bad values, missing files, no network, a run gone bad
-        _fail(f"lmlab-train: error: {e}", 1, "--debug" in argv)
-
-def _fail(message: str, code: int, debug: bool):
-    if debug: raise
-    print(" ".join(message.split()), file=sys.stderr, flush=True)
-    sys.exit(code)
+        fail(f"lmlab-train: error: {e}", 1, "--debug" in argv)
 
 def _main(argv):
     run_dir, model_cfg, data_cfg, train_cfg, resume, extend = parse_args(argv)

@@ -51,7 +51,7 @@ def command(entry: str) -> str:
 
 def child_sweep(out_dir: Path):
     "Step 4 in its own process: estimate the planted sweep on CUDA, then run it; prints one JSON line."
-    from lmlab.chinchilla import preset_plan
+    from lmlab.sweep import preset_plan
     from lmlab.sweep import describe_slots, device_slots, estimate_wall_seconds, measure_slots, run_sweep
     plan, data_cfg = preset_plan("planted", cache_dir=str(out_dir / "cache"))
     slots = device_slots("cuda")
@@ -136,7 +136,7 @@ def main():
                              "--steps", "5", "--wait-s", "60", "--measure-plan", "0.01"], 0.25),
         ("planted sweep", [py, __file__, "--child", "sweep", "--out", work], 0.18),
         ("lmlab-eval", ["bash", "-c", f"{command('lmlab.train:main')} --profile quick --run-dir '{quick_run}' --device cuda "
-                                      f"--cache-dir '{work}/cache' && {command('lmlab.interop:eval_main')} '{quick_run}' "
+                                      f"--cache-dir '{work}/cache' && {command('lmlab.harness:main')} '{quick_run}' "
                                       f"--device cuda"], 0.12),
     ]
     started = dict(time=time.time())

@@ -18,6 +18,15 @@ def literal(text: str):
     except (ValueError, SyntaxError): return text
 
 
+def local_kernel(folder):
+    "A kernel configuration for this machine alone: its sockets are files in `folder` (IPC), not TCP ports."
+    from traitlets.config import Config
+    config = Config()
+    # over TCP, any local user could reach the kernel, and ipykernel warns so on every start; IPC sockets are private files
+    config.KernelManager.transport, config.KernelManager.ip = "ipc", str(Path(folder) / "kernel")
+    return config
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("notebook", type=Path)
@@ -45,7 +54,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         executed, failure = Path(tmp) / a.notebook.name, None
         try: pm.execute_notebook(str(a.notebook), str(executed), parameters=params, cwd=str(a.notebook.parent.resolve()),
-                                 kernel_name="python3", progress_bar=False)
+                                 kernel_name="python3", progress_bar=False, config=local_kernel(tmp))
         except pm.PapermillExecutionError as e: failure = e
         finally:  # kept either way: on a failure it holds the whole traceback
             out = (run_dir if run_dir.exists() else runs) / a.notebook.name

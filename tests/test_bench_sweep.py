@@ -24,7 +24,7 @@ MEASURE = """
 import dataclasses, json, sys
 sys.path.insert(0, {bench!r})  # workers find the cut plan's run function by module name, as under the script itself
 import sweep as bench
-from lmlab.chinchilla import preset_plan
+from lmlab.sweep import preset_plan
 from lmlab.sweep import Slot
 if __name__ == "__main__":
     plan, _ = preset_plan("wikitext-103", unique_tokens=115_000_000)

@@ -72,7 +72,7 @@ def test_a_failing_notebook_is_one_line_naming_the_executed_notebook(tmp_path):
     env = {"LMLAB_CACHE": str(tmp_path / "cache")}
     res = run([sys.executable, ROOT / "scripts/run_experiment.py", NBS / "01_experiment1.ipynb", "--mode", "quick",
                "--runs", tmp_path / "runs", "-p", "epochs", "0"], env=env, timeout=600, check=False)
-    lines = [l for l in res.stderr.splitlines() if l.strip() and "Kernel is running over TCP" not in l]
+    lines = [l for l in res.stderr.splitlines() if l.strip()]
     assert res.returncode == 1 and len(lines) == 1, res.stderr
     assert lines[0].startswith("run_experiment.py: error: 01_experiment1.ipynb failed in cell [")
     assert "ValueError: epochs must be a positive integer or None, got 0" in lines[0] and "Traceback" not in res.stderr

@@ -23,9 +23,10 @@ def _pages(site_dir): return sorted(site_dir.rglob("*.html"))
 def test_html_pages_render_offline(site):
     repo, site_dir, out = site
     pages = {str(p.relative_to(site_dir)) for p in _pages(site_dir) if "mathjax" not in p.parts}
-    assert {"index.html", "data.html", "model.html", "train.html", "fused_loss.html", "experiments/experiment1.html"} <= pages, out
+    assert {"index.html", "data.html", "model.html", "kernels.html", "train.html", "callbacks.html", "runs.html", "cli.html",
+            "fused_loss.html", "experiments/experiment1.html"} <= pages, out
     model = (site_dir / "model.html").read_text()
-    assert "LanguageModel" in model and "chunked_cross_entropy" in model  # show_doc output survived
+    assert "LanguageModel" in model and "chunked_cross_entropy" in (site_dir / "kernels.html").read_text()  # show_doc output
     assert '<a href="data.html">' in model                                   # sidebar links to sibling pages
     assert "---\ntitle:" not in model                                        # front matter is not shown as text
     assert "869,153" in (site_dir / "index.html").read_text()                # the home page shows real outputs

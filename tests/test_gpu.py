@@ -24,7 +24,8 @@ def corpus(n=200_000, seed=0):
 @pytest.mark.parametrize("mode", ["eager", "compile", "cuda_graphs"])
 def test_cuda_training_checkpoints_and_resume(tmp_path, mode):
     from lmlab.model import ModelConfig
-    from lmlab.train import Trainer, TrainConfig, load_checkpoint, load_model, read_metrics
+    from lmlab.runs import read_metrics
+    from lmlab.train import Trainer, TrainConfig, load_checkpoint, load_model
     # compiled: one block, so that Inductor's first compilation fits well inside the test's limit
     mcfg = ModelConfig(max_seq_len=128, dropout=0.0, num_layers=1 if mode == "compile" else 2)
     cfg = TrainConfig(epochs=None, max_steps=60, batch_size=16, device="cuda", compile=mode == "compile",
@@ -71,7 +72,7 @@ def test_captured_steps_match_eager_steps_on_cuda():
 
 @needs_cuda
 def test_chunked_and_plain_loss_agree_on_cuda():
-    from lmlab.model import chunked_cross_entropy
+    from lmlab.kernels import chunked_cross_entropy
     torch.manual_seed(0)
     h = torch.randn(3000, 64, device="cuda", requires_grad=True)
     w = torch.randn(50257, 64, device="cuda", requires_grad=True)

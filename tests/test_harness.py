@@ -86,7 +86,7 @@ def test_lmlab_eval_errors_are_one_line(tmp_path):
         assert res.returncode != 0 and len(res.stderr.strip().splitlines()) == 1 and needle in res.stderr, (argv, res.stderr)
     assert not (rd / "lm_eval").exists()  # nothing written for a bad request
     # without the optional extra: one line naming the way out
-    no_extra = "import sys; sys.modules['lm_eval'] = None; from lmlab.interop import eval_main; eval_main(sys.argv[1:])"
+    no_extra = "import sys; sys.modules['lm_eval'] = None; from lmlab.harness import main; main(sys.argv[1:])"
     res = run([sys.executable, "-c", no_extra, rd], env=ENV, check=False)
     assert res.returncode == 1 and res.stderr.strip() == ("lmlab-eval: error: lm-evaluation-harness is not installed: "
                                                           "pip install 'lmlab[eval]'"), res.stderr

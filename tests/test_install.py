@@ -7,8 +7,8 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
     run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", tmp_path / "dist", ROOT], timeout=900)
     wheel, = (tmp_path / "dist").glob("lmlab-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert {"lmlab/data.py", "lmlab/model.py", "lmlab/train.py", "lmlab/harness.py", "lmlab/tasks/lmlab_wikitext.yaml",
-            "lmlab/tasks/lmlab_wikitext_stock.yaml"} <= set(names)
+    assert {"lmlab/data.py", "lmlab/model.py", "lmlab/kernels.py", "lmlab/train.py", "lmlab/callbacks.py", "lmlab/runs.py",
+            "lmlab/cli.py", "lmlab/harness.py", "lmlab/tasks/lmlab_wikitext.yaml", "lmlab/tasks/lmlab_wikitext_stock.yaml"} <= set(names)
     assert not any(n.startswith(("tests/", "nbs/", "scripts/")) for n in names)  # the library only
 
     venv = tmp_path / "venv"
@@ -22,3 +22,7 @@ def test_wheel_installs_into_a_fresh_venv(tmp_path):
                          "print(lmlab.__file__); print(sum(p.numel() for p in m.LanguageModel().parameters()))"], cwd=elsewhere).stdout
     assert str(venv) in out and "869153" in out
     assert "--run-dir" in run([venv / "bin/lmlab-train", "--help"], cwd=elsewhere).stdout
+    # lm-evaluation-harness is an optional extra, not installed here: lmlab-eval says so in one line
+    res = run([venv / "bin/lmlab-eval", "runs/exp1"], cwd=elsewhere, check=False)
+    assert (res.returncode, res.stderr) == (1, "lmlab-eval: error: lm-evaluation-harness is not installed: "
+                                               "pip install 'lmlab[eval]'\n"), res.stderr

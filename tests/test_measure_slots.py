@@ -10,7 +10,7 @@ ENDS_WITHIN = 20  # what the error may take beyond WAIT_S on a busy 2-core machi
 
 
 def plan():
-    from lmlab.chinchilla import plan_sweep
+    from lmlab.sweep import plan_sweep
     return plan_sweep([2e8, 6e8], [4, 8, 16], unique_tokens=200_000, seq_len=32, vocab_size=32, batch_size=16, min_steps=20)
 
 

@@ -98,3 +98,41 @@ def test_freshness_check_notices_a_library_change(tmp_path, monkeypatch):
     nb.write_text(text)
     fr.stamp([nb])
     assert fr.stale() == []
+
+
+def _lmlab_imports():
+    "For each lmlab module, the lmlab modules it imports and the names it takes from each (module level and inside functions)."
+    import ast
+    out = {}
+    for file in sorted((ROOT / 'lmlab').glob('*.py')):
+        if file.name == '_modidx.py': continue
+        me, taken = f'lmlab.{file.stem}', {}
+        for node in ast.walk(ast.parse(file.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                mod = ('lmlab.' + node.module if node.module else 'lmlab') if node.level else node.module or ''
+                if mod.startswith('lmlab.') and mod != me: taken.setdefault(mod, set()).update(a.name for a in node.names)
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name.startswith('lmlab.') and a.name != me: taken.setdefault(a.name, set())
+        out[me] = taken
+    return out
+
+
+def test_rooms_take_no_private_names_and_import_no_circle():
+    imports = _lmlab_imports()
+    private = [f'{me} takes {sorted(n for n in names if n.startswith("_"))} from {mod}'
+               for me, taken in imports.items() for mod, names in taken.items() if any(n.startswith('_') for n in names)]
+    assert not private, private
+    def reaches(start, seen=()):
+        for mod in imports.get(start, {}):
+            if mod in seen: continue
+            yield mod; yield from reaches(mod, (*seen, mod))
+    circles = [me for me in imports if me in set(reaches(me))]
+    assert not circles, f'these rooms import themselves through others: {circles}'
+
+
+def test_the_scaling_maths_needs_no_trainer_and_the_model_no_kernels():
+    imports = _lmlab_imports()
+    assert not {'lmlab.train', 'lmlab.sweep', 'lmlab.lab'} & imports['lmlab.chinchilla'].keys(), imports['lmlab.chinchilla']
+    model = (ROOT / 'lmlab/model.py').read_text()
+    assert 'torch.autograd.Function' not in model, 'the autograd kernels live in lmlab/kernels.py'

@@ -1,7 +1,8 @@
 "The quick scaling sweep on the planted corpus recovers the loss floor it was built with (several minutes on 2 cores)."
 import warnings
 
-from lmlab.chinchilla import bootstrap, fit_isoflop, fit_parametric, preset_plan
+from lmlab.chinchilla import bootstrap, fit_isoflop, fit_parametric
+from lmlab.sweep import preset_plan
 from lmlab.sweep import run_sweep
 
 

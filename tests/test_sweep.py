@@ -11,7 +11,7 @@ ENV = {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", "RAY_USAGE_STATS_ENABLED
 
 def records(sweep_dir):
     "Every run's record in a sweep directory, without the directory's own path (it differs between sweeps)."
-    from lmlab.chinchilla import run_record
+    from lmlab.sweep import run_record
     out = {}
     for rd in sorted(Path(sweep_dir).iterdir()):
         rec = run_record(rd)
