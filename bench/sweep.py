@@ -163,10 +163,10 @@ def measure_plan(plan, fraction, slots, speeds, unique_tokens, val_tokens=65_536
     from lmlab.sweep import run_flops, estimate_wall_seconds, gpu_sharing, in_processes
     cut_runs = []
     for r in plan.runs:
-        steps = max(1, round(r.D * fraction) // (plan.batch_size * plan.seq_len))
+        steps = max(1, round(r.tokens_to_train * fraction) // (plan.batch_size * plan.seq_len))
         tokens = steps * plan.batch_size * plan.seq_len
         train = dataclasses.replace(r.train, max_tokens=tokens, eval_every=None, warmup_steps=min(r.train.warmup_steps, steps // 10))
-        cut_runs.append(dataclasses.replace(r, train=train, D=tokens))
+        cut_runs.append(dataclasses.replace(r, train=train, tokens_to_train=tokens))
     cut = dataclasses.replace(plan, runs=cut_runs)
     with tempfile.TemporaryDirectory() as tmp:
         corpus = {}

@@ -134,7 +134,7 @@ class DataBudget:
     n_params: int                    # N, all parameters (Chinchilla's convention)
     train_tokens: int                # tokens in the training split
     epochs: float = 1.0              # passes over the training split (fractions allowed)
-    tokens_seen: int | None = None   # tokens actually trained on; default train_tokens * epochs
+    tokens_seen: int | None = None   # tokens trained on, repeats counted; unset: train_tokens * epochs
     kaplan_params: int | None = None  # N by Kaplan's count (`kaplan` in PARAM_CONVENTIONS)
     val_tokens: int | None = None    # for contrast only: not training data
     train_words: int | None = None   # for contrast only: words are not tokens
@@ -144,15 +144,15 @@ class DataBudget:
         for name in ("n_params", "train_tokens"):
             if getattr(self, name) <= 0: raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.epochs <= 0: raise ValueError(f"epochs must be positive, got {self.epochs!r}")
+        if self.tokens_seen is None: self.tokens_seen = round(self.train_tokens * self.epochs)
 
     @property
-    def D(self) -> int: return int(self.tokens_seen if self.tokens_seen is not None else round(self.train_tokens * self.epochs))
+    def effective_tokens(self) -> float:  # the tokens seen, repetition discounted (the function above)
+        return effective_tokens(self.train_tokens, self.tokens_seen / self.train_tokens)
     @property
-    def effective_D(self) -> float: return effective_tokens(self.train_tokens, self.D / self.train_tokens)
+    def ratio(self) -> float: return self.tokens_seen / self.n_params
     @property
-    def ratio(self) -> float: return self.D / self.n_params
-    @property
-    def flops(self) -> float: return train_flops(self.n_params, self.D)
+    def flops(self) -> float: return train_flops(self.n_params, self.tokens_seen)
 
 def status(ratio: float, target: float = TOKENS_PER_PARAM) -> str:
     "'N× over-trained' (more tokens per parameter than `target`) or 'N× under-trained'."
@@ -162,24 +162,24 @@ def status(ratio: float, target: float = TOKENS_PER_PARAM) -> str:
 # %% ../nbs/03_chinchilla.ipynb #10b2b6b1
 def report(b: DataBudget, laws: dict = PUBLISHED_LAWS) -> str:
     "The lab log's Chinchilla section for a run, in markdown, from measured numbers."
-    N, D = b.n_params, b.D
+    N, D = b.n_params, b.tokens_seen
     lines = [f"**Chinchilla analysis{' for ' + b.label if b.label else ''}** (N = all {N:,} parameters, D = tokens trained on)", "",
-             f"- Tokens trained on: D = {b.train_tokens:,} training tokens × {b.D / b.train_tokens:.4g} epochs = **{D:,}**",
+             f"- Tokens trained on: D = {b.train_tokens:,} training tokens × {b.tokens_seen / b.train_tokens:.4g} epochs = **{D:,}**",
              f"- Optimal tokens needed: {N:,} × {TOKENS_PER_PARAM} = {N * TOKENS_PER_PARAM:,}",
              f"- Chinchilla-optimal model for this D: {D / TOKENS_PER_PARAM:,.0f} parameters",
              f"- Training compute: C ≈ 6·N·D = {b.flops:.3g} FLOPs", "",
              "```", f"Current Ratio = D / N = {D:,} / {N:,} = {b.ratio:.3g}", "```", "",
              f"Your ratio: {b.ratio:.3g}:1  ", f"Chinchilla optimal: {TOKENS_PER_PARAM}:1  ", f"Status: {status(b.ratio)}", ""]
-    if b.D > b.train_tokens * 1.01:
-        eff = b.effective_D
-        lines += [f"Repeated data: {b.D / b.train_tokens:.4g} epochs over {b.train_tokens:,} unique tokens are worth about "
+    if b.tokens_seen > b.train_tokens * 1.01:
+        eff = b.effective_tokens
+        lines += [f"Repeated data: {b.tokens_seen / b.train_tokens:.4g} epochs over {b.train_tokens:,} unique tokens are worth about "
                   f"**{eff:,.0f}** fresh tokens (Muennighoff et al. 2023), a ratio of {eff / N:.3g}:1 ({status(eff / N)}).", ""]
     table = ["| D counted as | D | D / N | status |", "|---|---:|---:|---|",
              f"| training tokens × epochs (correct) | {D:,} | {b.ratio:.3g} | {status(b.ratio)} |"]
-    if b.D > b.train_tokens * 1.01: table.append(f"| effective tokens, repetition discounted | {b.effective_D:,.0f} | {b.effective_D / N:.3g} | {status(b.effective_D / N)} |")
+    if b.tokens_seen > b.train_tokens * 1.01: table.append(f"| effective tokens, repetition discounted | {b.effective_tokens:,.0f} | {b.effective_tokens / N:.3g} | {status(b.effective_tokens / N)} |")
     if b.val_tokens: table.append(f"| validation tokens (wrong: not trained on) | {b.val_tokens:,} | {b.val_tokens / N:.3g} | {status(b.val_tokens / N)} |")
     if b.train_words:
-        w = b.train_words * b.D / b.train_tokens
+        w = b.train_words * b.tokens_seen / b.train_tokens
         table.append(f"| training words × epochs (wrong: words are not tokens) | {w:,.0f} | {w / N:.3g} | {status(w / N)} |")
     if b.kaplan_params:
         table.append(f"| correct D, with N = {PARAM_CONVENTIONS['kaplan']}: {b.kaplan_params:,} | {D:,} | {D / b.kaplan_params:.3g} "
@@ -211,7 +211,7 @@ def synthetic_records(law: ParametricLaw, flops_budgets, sizes_per_budget: int =
         for n in np.geomspace(n_opt / spread, n_opt * spread, sizes_per_budget):
             d = c / (6 * n)
             loss = float(law.loss(n, d)) * math.exp(noise * rng.standard_normal())
-            out.append(dict(N=float(n), D=float(d), C=float(c), loss=loss, budget=float(c)))
+            out.append(dict(N=float(n), effective_tokens=float(d), C=float(c), loss=loss, budget=float(c)))
     return out
 
 # %% ../nbs/03_chinchilla.ipynb #055ddbd8
@@ -235,11 +235,11 @@ def _huber_objective(theta, logN, logD, logL, delta):
     return loss, grad
 
 def fit_parametric(records: list[dict], delta: float = 1e-3, grid: dict | str = "coarse") -> ParametricLaw:
-    "Approach 3: fit E, A, B, alpha, beta to records (N, D, loss) by Huber loss on log-loss, bounded L-BFGS from a grid of starts."
+    "Approach 3: fit E, A, B, alpha, beta to records (N, effective_tokens as D, loss) by Huber loss on log-loss, bounded L-BFGS from a grid of starts."
     from scipy.optimize import minimize
     if len(records) < 5: raise ValueError(f"need at least 5 records to fit 5 constants, got {len(records)}")
     grid = {"coarse": COARSE_GRID, "hoffmann": HOFFMANN_GRID}[grid] if isinstance(grid, str) else grid
-    logN, logD, logL = (np.log([r[k] for r in records]) for k in ("N", "D", "loss"))
+    logN, logD, logL = (np.log([r[k] for r in records]) for k in ("N", "effective_tokens", "loss"))
     names = ("a", "b", "e", "alpha", "beta")
     bounds = [FIT_BOUNDS["a"], FIT_BOUNDS["b"], (math.log(1e-6), float(logL.min())), FIT_BOUNDS["alpha"], FIT_BOUNDS["beta"]]
     lo, hi = np.array(bounds).T

@@ -20,7 +20,7 @@ __all__ = ['WIKITEXT_HUB', 'WIKITEXT_CONFIGS', 'SPLITS', 'CACHE_FORMAT', 'MARKOV
            'append_line', 'iter_articles', 'SplitStats', 'encode_articles', 'tokenize_split', 'lmlab_cache_dir',
            'Tokens', 'data_source', 'describe_source', 'load_tokens', 'recorded_data_dir', 'load_corpus', 'count_table',
            'token_ids', 'TokenWindows', 'WindowBatches', 'epoch_loader', 'random_batches', 'MarkovSource',
-           'positive_int', 'JSONConfig', 'DataConfig', 'run_data']
+           'positive_int', 'setting', 'JSONConfig', 'DataConfig', 'run_data']
 
 # %% ../nbs/00_data.ipynb #3720dff9
 WIKITEXT_HUB = "Salesforce/wikitext"
@@ -568,8 +568,17 @@ def positive_int(name: str, value, allow_none: bool = False):
         raise ValueError(f"{name} must be a positive integer{' or None' if allow_none else ''}, got {value!r}")
 
 # %% ../nbs/00_data.ipynb #ff5aa895
+def setting(default, help: str):
+    "A configuration field with its default and what it means, in its units: the one text `--help` and the pages show."
+    return dataclasses.field(default=default, metadata=dict(help=help))
+
 class JSONConfig:
-    "What the configuration dataclasses (`DataConfig`, `ModelConfig`, `TrainConfig`) share: a JSON-ready dict and JSON text, both ways."
+    """What the configuration dataclasses (`DataConfig`, `ModelConfig`, `TrainConfig`) share: a JSON-ready dict and
+    JSON text, both ways, and each field's help (`setting`)."""
+    @classmethod
+    def field_help(cls) -> dict:
+        "Each field's help, as its `setting` gave it."
+        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}
     def to_dict(self) -> dict: return dataclasses.asdict(self)
     @classmethod
     def from_dict(cls, d: dict):
@@ -585,14 +594,16 @@ MARKOV_SPLIT_TOKENS = 2**16  # validation and test tokens of the planted corpus
 @dataclasses.dataclass(frozen=True)
 class DataConfig(JSONConfig):
     "Which corpus a run trains on: 'wikitext-2', 'wikitext-103' (or their config names), 'synthetic' or 'markov'."
-    dataset: str = "wikitext-2"
-    data_dir: str | None = None    # local WikiText files (else LMLAB_WIKITEXT_DIR, else the hub)
-    cache_dir: str | None = None   # token cache (else LMLAB_CACHE, else ~/.cache/lmlab)
-    seq_len: int | None = None     # window length; None = the model's max_seq_len
-    synthetic_articles: int = 200  # training articles of the generated corpus (dataset='synthetic' only)
-    synthetic_seed: int = 0        # seed of the generated corpus and of the planted chain
-    markov_states: int = 256       # tokens of the planted chain (dataset='markov' only): the model's vocab_size
-    markov_tokens: int = 4_000_000 # training tokens of the planted corpus (dataset='markov' only)
+    dataset: str = setting("wikitext-2", "which corpus: wikitext-2 or wikitext-103 (or their config names), synthetic "
+                                         "(generated text) or markov (the planted chain)")
+    data_dir: str | None = setting(None, "folder with local WikiText files (parquet or wiki.*.raw); unset: "
+                                         "LMLAB_WIKITEXT_DIR, else the Hugging Face hub")
+    cache_dir: str | None = setting(None, "folder of the token cache; unset: LMLAB_CACHE, else ~/.cache/lmlab")
+    seq_len: int | None = setting(None, "window length in tokens; unset: the model's max_seq_len")
+    synthetic_articles: int = setting(200, "training articles of the generated corpus (dataset synthetic)")
+    synthetic_seed: int = setting(0, "seed of the generated corpus and of the planted chain")
+    markov_states: int = setting(256, "tokens of the planted chain (dataset markov); give the model the same vocab_size")
+    markov_tokens: int = setting(4_000_000, "training tokens of the planted corpus (dataset markov)")
 
     def __post_init__(self):
         if self.dataset not in ("synthetic", "markov"): wikitext_config(self.dataset)  # raises for unknown names

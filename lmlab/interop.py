@@ -9,25 +9,16 @@ from pathlib import Path
 
 from .cli import Parser, fail
 from .model import SAFETENSORS_NAME, LanguageModel, ModelConfig, save_pretrained
+from .runs import RunDir
 from .train import load_checkpoint, load_model, resolve_device
 
 # %% auto #0
-__all__ = ['checkpoint_path', 'export_run', 'load_any', 'export_parser', 'export_main', 'model_arguments', 'generate_parser',
-           'generate_main']
+__all__ = ['export_run', 'load_any', 'export_parser', 'export_main', 'model_arguments', 'generate_parser', 'generate_main']
 
 # %% ../nbs/08_interop.ipynb #b539bd1d
-def checkpoint_path(run_dir, checkpoint: str = "best") -> Path:
-    "The best or last checkpoint of the run in `run_dir`."
-    run_dir = Path(run_dir)
-    if checkpoint not in ("best", "last"): raise ValueError(f"checkpoint must be 'best' or 'last', got {checkpoint!r}")
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"no run in {str(run_dir)!r} (no config.json there): check the path")
-    best = json.loads((run_dir / "config.json").read_text())["train"]["best_name"]
-    return run_dir / (best if checkpoint == "best" else "last.pt")
-
 def export_run(run_dir, out_dir, checkpoint: str = "best") -> Path:
     "A run's model (its best or last checkpoint) as `model.safetensors` and `config.json` in `out_dir`."
-    path = checkpoint_path(run_dir, checkpoint)
+    path = RunDir(run_dir).checkpoint(checkpoint)
     state = load_checkpoint(path)
     model = LanguageModel.from_config(ModelConfig.from_dict(state["config"]["model"]))
     model.load_state_dict(state["model"])
@@ -40,7 +31,7 @@ def load_any(path, checkpoint: str = "best", device="cpu") -> LanguageModel:
     "The model in `path`: an export (`model.safetensors`) or a run directory (its best or last checkpoint)."
     path = Path(path)
     if (path / SAFETENSORS_NAME).exists(): return LanguageModel.from_pretrained(path, device=device)
-    return load_model(checkpoint_path(path, checkpoint), device=device)
+    return load_model(RunDir(path).checkpoint(checkpoint), device=device)
 
 # %% ../nbs/08_interop.ipynb #ec089663
 def export_parser() -> argparse.ArgumentParser:

@@ -11,14 +11,14 @@ from .chinchilla import budget_from_run, report
 from .cli import human_duration
 from .data import DataConfig, run_data, wikitext_config
 from .model import ModelConfig
-from .runs import read_run
+from .runs import RunDir, read_run
 from .train import (PROFILES, TrainConfig, TrainingInterrupted, evaluate, finish_run, load_checkpoint, load_model,
-                         measure_throughput, resolve_device, run_length, train)
+                         measure_throughput, profile_configs, resolve_device, run_length, train)
 
 # %% auto #0
-__all__ = ['QUICK_OVERRIDES', 'PROMPTS', 'choose_mode', 'experiment_configs', 'run_dir_for', 'ensure_run', 'training_estimate',
-           'run_state', 'compared_run', 'ConfigForm', 'word_perplexity', 'bits_per_byte', 'evaluate_run', 'samples',
-           'lab_log_entry', 'embed_images']
+__all__ = ['PROMPTS', 'choose_mode', 'experiment_configs', 'run_dir_for', 'ensure_run', 'training_estimate', 'run_state',
+           'compared_run', 'ConfigForm', 'word_perplexity', 'bits_per_byte', 'evaluate_run', 'samples', 'lab_log_entry',
+           'embed_images']
 
 # %% ../nbs/04_lab.ipynb #338d7002
 def choose_mode(dataset: str = "wikitext-2", mode: str | None = None) -> str:
@@ -39,22 +39,14 @@ def choose_mode(dataset: str = "wikitext-2", mode: str | None = None) -> str:
         print(f"WikiText could not be loaded ({str(e).splitlines()[0][:160]}...): quick mode on generated data.")
         return "quick"
 
-QUICK_OVERRIDES = {  # the lab log's model and optimizer; generated data, 64-token windows, a few steps
-    "experiment1": dict(data=dict(dataset="synthetic", synthetic_articles=48, seq_len=64), train=dict(epochs=3)),
-    "experiment2": dict(data=dict(dataset="synthetic", synthetic_articles=192, seq_len=64), train=dict(epochs=1, num_workers=0)),
-}
-
 def experiment_configs(profile: str, mode: str, **train) -> tuple[ModelConfig, DataConfig, TrainConfig]:
-    "The lab log's configurations for `profile` ('experiment1', 'experiment2'); in quick mode on generated data, briefly. `train`: overrides (None: keep)."
-    if profile not in PROFILES: raise ValueError(f"unknown profile {profile!r}: use one of {sorted(PROFILES)}")
+    """The lab log's configurations for `profile` ('experiment1', 'experiment2'): its profile in full mode, its quick
+    twin (`PROFILES`, 'experiment1-quick') in quick mode. `train`: fields that replace the profile's (None: keep it)."""
     if mode not in ("quick", "full"): raise ValueError(f"mode must be 'quick' or 'full', got {mode!r}")
-    p = PROFILES[profile]
-    data, tr = dict(p.get("data", {})), dict(p.get("train", {}))
-    if mode == "quick":
-        quick = QUICK_OVERRIDES.get(profile, QUICK_OVERRIDES["experiment1"])
-        data.update(quick["data"]); tr.update(quick["train"])
-    tr.update({k: v for k, v in train.items() if v is not None})
-    return ModelConfig(**p.get("model", {})), DataConfig(**data), TrainConfig(**tr)
+    if f"{profile}-quick" not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}: use one of {', '.join(n for n in PROFILES if f'{n}-quick' in PROFILES)}")
+    return profile_configs(profile if mode == "full" else f"{profile}-quick",
+                           train={k: v for k, v in train.items() if v is not None})
 
 # %% ../nbs/04_lab.ipynb #19a393f5
 def run_dir_for(name: str, mode: str) -> Path:
@@ -82,7 +74,7 @@ def training_estimate(model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg: T
 def run_state(run: dict) -> str:
     "'finished', or 'stopped at step S of T' for a run (`read_run`) interrupted at step S of its T."
     if run["summary"] is not None: return "finished"
-    last = Path(run["run_dir"]) / "last.pt"
+    last = RunDir(run["run_dir"]).last_path
     step = load_checkpoint(last)["step"] if last.exists() else max((r["step"] for r in run["metrics"]), default=0)
     return f"stopped at step {step:,} of {run['config']['total_steps']:,}"
 
@@ -90,7 +82,7 @@ def compared_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cf
     """The run in `run_dir` as it is (`read_run`, with its `state`), whatever its configuration. Only a run that does
     not exist yet is trained, from scratch, after a line saying so with its estimated time. Never resumes or extends one."""
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
+    if not RunDir(run_dir).exists:
         print(f"No run in {str(run_dir)!r} yet: training it now, "
               f"{training_estimate(model_cfg, data_cfg, train_cfg)}", flush=True)
         train(run_dir, model_cfg, data_cfg, train_cfg, callbacks=callbacks)
@@ -125,6 +117,7 @@ class ConfigForm:
                     w = cls(value=v, min=lo, max=max(hi, v), step=step, description=name, style=style, layout=layout, continuous_update=False)
                 elif name == "lr": w = W.FloatLogSlider(value=v, base=10, min=-5, max=-1, step=0.1, description=name, style=style, layout=layout, readout_format=".1e")
                 else: w = W.IntText(value=v, description=name, style=style, layout=layout)
+                w.tooltip = type(self.base[group]).field_help()[name]  # what the field means, where the pointer is
                 w.observe(lambda change: self.validate(), names="value")
                 self.widgets[(group, name)] = w
         self.error = W.HTML()
@@ -165,9 +158,10 @@ def bits_per_byte(nll: float, n_bytes: int) -> float:
 
 def evaluate_run(run_dir, split: str = "validation", checkpoint: str | None = None, device: str = "cpu") -> dict:
     "Evaluate a run's best checkpoint on a whole split: loss, token perplexity, word perplexity, bits per byte."
-    cfg = read_run(run_dir)["config"]
+    run = RunDir(run_dir)
+    cfg = run.config()
     tokens = run_data(cfg).load([split], progress=False)[split]  # the run's own text, found as resume finds it
-    model = load_model(Path(run_dir) / (checkpoint or cfg["train"]["best_name"]), device)
+    model = load_model(run.path / checkpoint if checkpoint else run.best_path, device)
     ev = evaluate(model, tokens, cfg["seq_len"], device=device)
     return dict(split=split, loss=ev["loss"], ppl=ev["ppl"], word_ppl=word_perplexity(ev["nll"], tokens.stats.words),
                 bits_per_byte=bits_per_byte(ev["nll"], tokens.stats.bytes), tokens=tokens.stats.tokens, words=tokens.stats.words,
@@ -204,7 +198,7 @@ def lab_log_entry(run_dir, title: str, what: str, why: str, expected: str, resul
              f"- Num workers: {t['num_workers']}", "", "## Why This Configuration?", why, "", "## Expected Outcome", expected, "", "## Results",
              f"Best model: epoch {best_epoch:g} (step {best['step']:,}, {best['tokens_seen']:,} tokens seen)  ",
              f"Train Loss: {best['train_loss']:.4f}  ", f"Val Loss: {best['val_loss']:.4f}  ", f"Val Perplexity: {best['val_ppl']:.2f}  ",
-             f"Saved to '{run_dir / t['best_name']}'", ""]
+             f"Saved to '{RunDir(run_dir).best_path}'", ""]
     if results:
         lines += ["| split | loss (nats/token) | perplexity | word perplexity | bits per byte |", "|---|---:|---:|---:|---:|",
                   *[f"| {r['split']} | {r['loss']:.4f} | {r['ppl']:.2f} | {r['word_ppl']:.2f} | {r['bits_per_byte']:.4f} |" for r in results.values()], ""]

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import JSONConfig, atomic_path, positive_int
+from .data import JSONConfig, atomic_path, positive_int, setting
 from .kernels import attention_with_dropout, chunked_cross_entropy
 
 # %% auto #0
@@ -23,14 +23,15 @@ __all__ = ['PARAM_CONVENTIONS', 'SAFETENSORS_NAME', 'ModelConfig', 'CausalSelfAt
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(JSONConfig):
     "The shape of a `LanguageModel`. Defaults are the lab log's 869,153-parameter model."
-    vocab_size: int = 50257
-    max_seq_len: int = 512
-    d_model: int = 16
-    num_heads: int = 2
-    d_ff: int = 64
-    num_layers: int = 2
-    dropout: float = 0.3
-    chunked_loss: bool = True  # False: materialize all logits and use F.cross_entropy (the plain way, for comparison)
+    vocab_size: int = setting(50257, "tokens in the vocabulary (GPT-2's: 50257; the planted corpus: its markov_states)")
+    max_seq_len: int = setting(512, "longest context, in tokens (also the size of the position table)")
+    d_model: int = setting(16, "width of the residual stream")
+    num_heads: int = setting(2, "attention heads (must divide d_model)")
+    d_ff: int = setting(64, "hidden width of each feed-forward layer")
+    num_layers: int = setting(2, "transformer blocks")
+    dropout: float = setting(0.3, "dropout probability, from 0 up to (not including) 1")
+    chunked_loss: bool = setting(True, "true: the loss a few rows at a time, never holding all logits; false: the plain "
+                                       "full-logits loss (F.cross_entropy), for comparison")
 
     def __post_init__(self):
         for name in ("vocab_size", "max_seq_len", "d_model", "num_heads", "d_ff", "num_layers"): positive_int(name, getattr(self, name))

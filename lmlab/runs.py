@@ -7,23 +7,110 @@ from __future__ import annotations
 import dataclasses, json
 from pathlib import Path
 
+from .data import append_line, atomic_path, describe_source
+
 # %% auto #0
-__all__ = ['BUDGET_FIELDS', 'WATCH_FIELDS', 'read_metrics', 'read_run', 'config_differences', 'changed_configs', 'this_run']
+__all__ = ['BUDGET_FIELDS', 'WATCH_FIELDS', 'RunDir', 'read_metrics', 'read_run', 'config_differences', 'changed_configs',
+           'this_run']
 
 # %% ../nbs/11_runs.ipynb #4ee0d063
+class RunDir:
+    """One run's directory: where each file is, reading them back, writing them whole, and the one check that it holds
+    the run you mean. `best_name`: the best checkpoint's file name (the trainer's `TrainConfig.best_name`); unset, the
+    name the run recorded."""
+    def __init__(self, path, best_name: str | None = None): self.path, self._best_name = Path(path), best_name
+    def __repr__(self): return f"RunDir({str(self.path)!r})"
+
+    # -- where each file is
+    @property
+    def config_path(self) -> Path: return self.path / "config.json"
+    @property
+    def metrics_path(self) -> Path: return self.path / "metrics.jsonl"
+    @property
+    def summary_path(self) -> Path: return self.path / "summary.json"
+    @property
+    def last_path(self) -> Path: return self.path / "last.pt"
+    @property
+    def best_path(self) -> Path: return self.path / (self._best_name or self.config()["train"]["best_name"])
+    @property
+    def exists(self) -> bool:
+        "Does the directory hold a run (a config.json)?"
+        return self.config_path.exists()
+
+    # -- reading
+    def config(self) -> dict:
+        "The configurations and the facts they imply, as the run recorded them."
+        if not self.exists: raise FileNotFoundError(f"no run in {str(self.path)!r} (no config.json there): check the path")
+        return json.loads(self.config_path.read_text())
+
+    def metrics(self) -> list[dict]:
+        "The evaluation rows, in order (none before the first evaluation)."
+        if not self.metrics_path.exists(): return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+    def summary(self) -> dict | None:
+        "How the run ended; None while it has not finished."
+        return json.loads(self.summary_path.read_text()) if self.summary_path.exists() else None
+
+    def read(self) -> dict:
+        "The config, metrics and (once it has finished) summary."
+        return dict(run_dir=str(self.path), config=self.config(), metrics=self.metrics(), summary=self.summary())
+
+    def checkpoint(self, which: str = "best") -> Path:
+        "The path of the best or the last checkpoint."
+        if which not in ("best", "last"): raise ValueError(f"checkpoint must be 'best' or 'last', got {which!r}")
+        self.config()  # no run here: one line saying so, not a missing .pt
+        return self.best_path if which == "best" else self.last_path
+
+    def resume_from(self) -> Path | None:
+        "The checkpoint a resume starts from: last.pt, or the best where last.pt was never written (a disk that filled up)."
+        return next((p for p in (self.last_path, self.best_path) if p.exists()), None)
+
+    # -- writing (rank 0 of the trainer)
+    def write_config(self, record: dict):
+        with atomic_path(self.config_path) as p: p.write_text(json.dumps(record, indent=1))
+
+    def start_metrics(self): self.metrics_path.write_text("")
+
+    def append_metrics(self, row: dict): append_line(self.metrics_path, json.dumps(row))
+
+    def keep_metrics(self, last_step: int) -> list[dict]:
+        "Keep the rows up to `last_step` (a resumed run writes the later ones again); return them."
+        rows = [r for r in self.metrics() if r["step"] <= last_step]
+        with atomic_path(self.metrics_path) as p: p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return rows
+
+    def write_summary(self, summary: dict):
+        with atomic_path(self.summary_path) as p: p.write_text(json.dumps(summary, indent=1))
+
+    def clear_summary(self): self.summary_path.unlink(missing_ok=True)
+
+    # -- is it this run?
+    def check(self, given: dict, sources: dict | None = None, record: dict | None = None, extend: bool = False,
+              way_out: str = "Move it or choose another directory"):
+        """Raise `ValueError` naming each field where `given` ({'model': a config or some of its fields, 'data': ...,
+        'train': ...}) differs from this run's record (config.json, or `record`: a checkpoint's), or each split whose
+        data came from elsewhere than `sources` says. `extend`: the budget may grow (`BUDGET_FIELDS`)."""
+        record = self.config() if record is None else record
+        ignore = BUDGET_FIELDS if extend else ()
+        if parts := [part for part, cfg in given.items() if config_differences(record, {part: cfg}, ignore)]:
+            raise ValueError(f"{str(self.path)!r} holds a different run: its {', '.join(parts)} configuration differs "
+                             f"({'; '.join(config_differences(record, given, ignore))}). {way_out}")
+        recorded = json.loads(json.dumps(record.get("sources") or {}))  # runs from before sources were recorded have none
+        for split, source in json.loads(json.dumps(sources or {})).items():
+            if source is not None and split in recorded and recorded[split] != source:
+                raise ValueError(f"{str(self.path)!r} holds a different run: its {split} data came from "
+                                 f"{describe_source(recorded[split])}, this time from {describe_source(source)}. "
+                                 f"Point it at the same data, or start a new run directory")
+
+# %% ../nbs/11_runs.ipynb #d243214e
 def read_metrics(run_dir) -> list[dict]:
-    "The evaluation rows of a run, in order (none before its first evaluation)."
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists(): return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    "The evaluation rows of the run in `run_dir` (`RunDir.metrics`)."
+    return RunDir(run_dir).metrics()
 
 def read_run(run_dir) -> dict:
-    "A run's config, metrics and (once it has finished) summary."
-    run_dir = Path(run_dir)
-    summary = run_dir / "summary.json"
-    config = json.loads((run_dir / "config.json").read_text())
-    return dict(run_dir=str(run_dir), config=config, metrics=read_metrics(run_dir),
-                summary=json.loads(summary.read_text()) if summary.exists() else None)
+    "A run's config, metrics and (once it has finished) summary (`RunDir.read`)."
+    return RunDir(run_dir).read()
 
 # %% ../nbs/11_runs.ipynb #ca195e55
 BUDGET_FIELDS = ("epochs", "max_tokens", "max_steps")  # the only fields a resumed run may change, and only to extend it
@@ -49,14 +136,10 @@ def changed_configs(saved: dict, model_cfg, data_cfg, train_cfg, ignore=()) -> l
     given = dict(model=model_cfg, data=data_cfg, train=train_cfg)
     return [part for part, cfg in given.items() if config_differences(saved, {part: cfg}, ignore)]
 
+# %% ../nbs/11_runs.ipynb #8a65498a
 def this_run(run_dir, model_cfg, data_cfg, train_cfg) -> dict | None:
     "The run in `run_dir` (`read_run`) if it is this one; None if there is none; if another, an error naming the fields."
-    run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists(): return None
-    run = read_run(run_dir)
-    given = dict(model=model_cfg, data=data_cfg, train=train_cfg)
-    if changed := changed_configs(run["config"], *given.values()):
-        fields = "; ".join(config_differences(run["config"], given))
-        raise ValueError(f"{str(run_dir)!r} holds a different run: its {', '.join(changed)} configuration differs "
-                         f"({fields}). Move it or choose another directory")
-    return run
+    run = RunDir(run_dir)
+    if not run.exists: return None
+    run.check(dict(model=model_cfg, data=data_cfg, train=train_cfg))
+    return run.read()

@@ -44,8 +44,8 @@ class SweepRun:
     budget: float    # the compute budget C this run belongs to
     N: int           # all parameters (Chinchilla's N)
     N_kaplan: int    # Kaplan's N
-    D: int           # tokens to train on
-    passes: float    # D / unique training tokens
+    tokens_to_train: int  # tokens to train on (its train config's max_tokens)
+    passes: float    # tokens_to_train / unique training tokens
 
 @dataclasses.dataclass
 class SweepPlan:
@@ -58,16 +58,16 @@ class SweepPlan:
     batch_size: int
 
     @property
-    def total_tokens(self) -> int: return sum(r.D for r in self.runs)
+    def total_tokens(self) -> int: return sum(r.tokens_to_train for r in self.runs)
 
     def table(self, tokens_per_s: dict | None = None) -> str:
         """Markdown: every planned run, then the runs left out and why, then the totals; with `measure_slots`' tokens per
         second for each width, each run's time and the whole plan's, one run at a time (`estimate_wall_seconds`)."""
-        rows = ["| run | width | N | Kaplan's N | D (tokens) | D / N | passes over the data |" + (" est. time |" if tokens_per_s else ""),
+        rows = ["| run | width | N | Kaplan's N | tokens to train | tokens / N | passes over the data |" + (" est. time |" if tokens_per_s else ""),
                 "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if tokens_per_s else "")]
         for r in self.runs:
-            t = f" {human_duration(r.D / tokens_per_s[r.model.d_model])} |" if tokens_per_s else ""
-            rows.append(f"| {r.name} | {r.model.d_model} | {r.N:,} | {r.N_kaplan:,} | {r.D:,} | {r.D / r.N:.3g} | {r.passes:.2f} |{t}")
+            t = f" {human_duration(r.tokens_to_train / tokens_per_s[r.model.d_model])} |" if tokens_per_s else ""
+            rows.append(f"| {r.name} | {r.model.d_model} | {r.N:,} | {r.N_kaplan:,} | {r.tokens_to_train:,} | {r.tokens_to_train / r.N:.3g} | {r.passes:.2f} |{t}")
         out = "\n".join(rows) + "\n\n"
         if self.left_out: out += "Left out:\n\n" + "\n".join(f"- {name}: {why}" for name, why in self.left_out) + "\n\n"
         out += (f"**{len(self.runs)} runs, {self.total_tokens:,} tokens** in all, at most {max(r.passes for r in self.runs):.2f} "
@@ -119,26 +119,26 @@ def plan_sweep(flops_budgets, d_models, unique_tokens: int, seq_len: int = 512, 
     return SweepPlan(runs, left_out, int(unique_tokens), max_passes, seq_len, batch_size)
 
 # %% ../nbs/07_sweep.ipynb #a063b416
-SWEEP_PRESETS = {
-    "wikitext-103": dict(data=dict(dataset="wikitext-103"), budgets=(1e15, 3e15, 1e16), widths=(32, 48, 64, 96, 128, 192, 256),
-                         seq_len=512, batch_size=32, min_steps=100, train=dict(lr=1e-3, warmup_steps=100)),
-    "planted": dict(data=dict(dataset="markov", markov_states=512, markov_tokens=2_500_000), budgets=(2e11, 6e11),
-                    widths=(8, 12, 16, 24, 32, 48, 64), seq_len=64, batch_size=32, min_steps=100,
-                    train=dict(lr=3e-3, weight_decay=0.0, eval_batch_size=64)),
-    "planted-small": dict(data=dict(dataset="markov", markov_states=64, markov_tokens=1_000_000), budgets=(3e9, 1e10),
-                          widths=(4, 6, 8, 12, 16, 24), seq_len=32, batch_size=32, min_steps=100,
-                          train=dict(lr=3e-3, weight_decay=0.0, eval_batch_size=64)),
+SWEEP_PRESETS = {  # the profiles' shape ({part: fields}, `PROFILES`) with one part more: `sweep`, what `plan_sweep` takes
+    "wikitext-103": dict(data=dict(dataset="wikitext-103", seq_len=512), train=dict(batch_size=32, lr=1e-3, warmup_steps=100),
+                         sweep=dict(flops_budgets=(1e15, 3e15, 1e16), d_models=(32, 48, 64, 96, 128, 192, 256), min_steps=100)),
+    "planted": dict(data=dict(dataset="markov", markov_states=512, markov_tokens=2_500_000, seq_len=64),
+                    train=dict(batch_size=32, lr=3e-3, weight_decay=0.0, eval_batch_size=64),
+                    sweep=dict(flops_budgets=(2e11, 6e11), d_models=(8, 12, 16, 24, 32, 48, 64), min_steps=100)),
+    "planted-small": dict(data=dict(dataset="markov", markov_states=64, markov_tokens=1_000_000, seq_len=32),
+                          train=dict(batch_size=32, lr=3e-3, weight_decay=0.0, eval_batch_size=64),
+                          sweep=dict(flops_budgets=(3e9, 1e10), d_models=(4, 6, 8, 12, 16, 24), min_steps=100)),
 }
 
-def preset_plan(name: str, unique_tokens: int | None = None, cache_dir: str | None = None, **overrides) -> tuple[SweepPlan, DataConfig]:
+def preset_plan(name: str, unique_tokens: int | None = None, cache_dir: str | None = None) -> tuple[SweepPlan, DataConfig]:
     "The plan and data of a `SWEEP_PRESETS` entry; unique tokens measured from the data's training split unless given."
     if name not in SWEEP_PRESETS: raise ValueError(f"unknown sweep preset {name!r}: use one of {sorted(SWEEP_PRESETS)}")
-    p = {**SWEEP_PRESETS[name], **overrides}
-    data_cfg = DataConfig(**p["data"], cache_dir=cache_dir, seq_len=p["seq_len"])
+    preset = SWEEP_PRESETS[name]
+    data_cfg = DataConfig(**preset["data"], cache_dir=cache_dir)
     if unique_tokens is None: unique_tokens = len(data_cfg.load(["train"])["train"])
-    base = TrainConfig(**{**dict(epochs=None, max_tokens=1, schedule="cosine", warmup_steps=0), **p["train"]})
-    plan = plan_sweep(p["budgets"], p["widths"], unique_tokens, seq_len=p["seq_len"], vocab_size=data_cfg.vocab_size,
-                      batch_size=p["batch_size"], min_steps=p["min_steps"], base=base)
+    base = TrainConfig(**{**dict(epochs=None, max_tokens=1, schedule="cosine", warmup_steps=0), **preset["train"]})
+    plan = plan_sweep(unique_tokens=unique_tokens, seq_len=data_cfg.seq_len, vocab_size=data_cfg.vocab_size,
+                      batch_size=base.batch_size, base=base, **preset["sweep"])
     return plan, data_cfg
 
 # %% ../nbs/07_sweep.ipynb #5fb9bfc2
@@ -149,7 +149,7 @@ def run_record(run_dir, budget: float | None = None) -> dict:
     cfg, rows = run["config"], run["metrics"]
     n, seen, unique = cfg["params"]["total"], rows[-1]["tokens_seen"], cfg["splits"]["train"]["tokens"]
     return dict(name=run_dir.name, N=n, N_kaplan=cfg["params"]["kaplan"], tokens_seen=seen, passes=seen / unique,
-                D=effective_tokens(unique, seen / unique), C=train_flops(n, seen), loss=rows[-1]["val_loss"],
+                effective_tokens=effective_tokens(unique, seen / unique), C=train_flops(n, seen), loss=rows[-1]["val_loss"],
                 budget=budget if budget is not None else train_flops(n, seen), run_dir=str(run_dir),
                 rows=[(r["tokens_seen"], r["val_loss"]) for r in rows])
 
@@ -419,7 +419,7 @@ def in_processes(jobs: list[tuple], slots: list[Slot], max_retries: int = 2, on_
 # %% ../nbs/07_sweep.ipynb #b411367f
 def run_flops(run: SweepRun) -> float:
     "A run's training FLOPs: the order to start runs in, longest first, so that no long run starts last."
-    return run.D * train_flops_per_token(run.model, run.model.max_seq_len)["with_attention"]
+    return run.tokens_to_train * train_flops_per_token(run.model, run.model.max_seq_len)["with_attention"]
 
 def with_train(plan: SweepPlan, **changes) -> SweepPlan:
     "`plan` with `changes` made to every run's TrainConfig (report_to, cuda_graphs, ...)."
@@ -450,7 +450,7 @@ def run_sweep(sweep_dir, plan: SweepPlan, data_cfg: DataConfig, workers: int | N
     bar = tqdm(total=plan.total_tokens, desc="sweep", unit=" tok", unit_scale=True, dynamic_ncols=True,
                disable=not progress)
     def show(results, running):
-        seen = {r.name: r.D for r in plan.runs if r.name in done or r.name in results}
+        seen = {r.name: r.tokens_to_train for r in plan.runs if r.name in done or r.name in results}
         for name in running:
             rows = read_metrics(sweep_dir / name)
             seen[name] = rows[-1]["tokens_seen"] if rows else 0
@@ -615,7 +615,7 @@ def estimate_wall_seconds(plan: SweepPlan, tokens_per_s: dict, workers: int = 1)
     free_at = [0.0] * workers
     for r in sorted(plan.runs, key=run_flops, reverse=True):
         i = min(range(workers), key=free_at.__getitem__)
-        free_at[i] += r.D / tokens_per_s[r.model.d_model]
+        free_at[i] += r.tokens_to_train / tokens_per_s[r.model.d_model]
     return max(free_at)
 
 # %% ../nbs/07_sweep.ipynb #cdb3054e

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_train.ipynb #4d7dee75
 from __future__ import annotations
-import argparse, contextlib, dataclasses, json, math, os, pickle, signal, sys, threading, time, warnings, zipfile
+import argparse, contextlib, dataclasses, math, os, pickle, signal, sys, threading, time, warnings, zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,46 +13,54 @@ import torch.distributed as dist
 
 from .callbacks import TRACKERS, Callback, StopTraining, default_callbacks, plot_losses, tracker_callbacks
 from .cli import Parser, fail
-from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, WriteError, append_line, atomic_path, describe_source,
-                        epoch_loader, positive_int, random_batches, token_ids)
+from .data import (DataConfig, JSONConfig, Tokens, TokenWindows, WriteError, atomic_path, epoch_loader,
+                        positive_int, random_batches, setting, token_ids)
 from .kernels import threads_for_blocks
 from .model import LanguageModel, ModelConfig, param_counts, train_flops_per_token, unwrap
-from .runs import BUDGET_FIELDS, changed_configs, config_differences, read_metrics, this_run
+from .runs import RunDir, read_metrics, this_run
 
 # %% auto #0
-__all__ = ['CHECKPOINT_FORMAT', 'STOP_SIGNALS', 'PROFILES', 'FIELD_HELP', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate',
-           'autocast_for', 'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model', 'resolve_device',
-           'loader_workers', 'dist_env', 'train_step', 'measure_throughput', 'CapturedStep', 'run_length',
-           'TrainingInterrupted', 'Trainer', 'train', 'finish_run', 'build_parser', 'parse_args', 'main']
+__all__ = ['CHECKPOINT_FORMAT', 'STOP_SIGNALS', 'PROFILES', 'TrainConfig', 'lr_at', 'make_optimizer', 'evaluate', 'autocast_for',
+           'save_checkpoint', 'CheckpointError', 'load_checkpoint', 'load_model', 'resolve_device', 'loader_workers',
+           'dist_env', 'train_step', 'measure_throughput', 'CapturedStep', 'run_length', 'TrainingInterrupted',
+           'Trainer', 'train', 'finish_run', 'profile_configs', 'build_parser', 'parse_args', 'main']
 
 # %% ../nbs/02_train.ipynb #bc912cd6
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(JSONConfig):
     "How to train. Defaults are the lab log's Experiment 1 setup."
-    lr: float = 3e-4
-    weight_decay: float = 0.1          # applied to weights of dimension >= 2 only
-    betas: tuple = (0.9, 0.999)
-    max_norm: float = 1.0              # gradient clipping
-    batch_size: int = 8                # global batch, in windows of seq_len tokens
-    epochs: int | None = 300           # train for epochs over non-overlapping windows, or
-    max_tokens: int | None = None      # ... a token budget (random windows), or
-    max_steps: int | None = None       # ... a step budget (random windows)
-    schedule: str = "constant"         # "constant" or "cosine" (to min_lr_ratio * lr at the last step)
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.1
-    eval_every: int | None = None      # also evaluate every N steps (always at each epoch's end and at the end)
-    eval_batch_size: int = 32
-    checkpoint_every: int | None = None  # also save the last checkpoint every N steps
-    save_every_minutes: float | None = 15.0  # ... and after this much wall-clock time: what a kill -9 can cost at most
-    early_stopping: int | None = None  # stop after this many evaluations without a better validation loss
-    seed: int = 0
-    num_workers: int = 0
-    device: str = "auto"               # "auto", "cpu", "cuda", "cuda:1", "mps"
-    amp: bool = True                   # bf16 autocast on CUDA (no effect on CPU)
-    compile: bool = False              # torch.compile the model
-    cuda_graphs: bool = False          # on CUDA, capture the training step as one CUDA graph (CapturedStep)
-    best_name: str = "mha_model_best.pt"
-    report_to: tuple = ()              # trackers that also record the run: "tensorboard", "wandb" (TRACKERS)
+    lr: float = setting(3e-4, "peak learning rate of AdamW")
+    weight_decay: float = setting(0.1, "AdamW weight decay, applied to matrices (weights of dimension >= 2) only")
+    betas: tuple = setting((0.9, 0.999), "AdamW's two moment decay rates")
+    max_norm: float = setting(1.0, "gradient clipping: the largest global gradient norm")
+    batch_size: int = setting(8, "windows of seq_len tokens per optimizer step, all processes together")
+    epochs: int | None = setting(300, "passes over the non-overlapping training windows (or give max_tokens or "
+                                      "max_steps instead)")
+    max_tokens: int | None = setting(None, "a budget in training tokens (random windows) instead of epochs")
+    max_steps: int | None = setting(None, "a budget in optimizer steps (random windows) instead of epochs")
+    schedule: str = setting("constant", "learning-rate schedule: constant, or cosine down to min_lr_ratio x lr at the "
+                                        "last step")
+    warmup_steps: int = setting(0, "optimizer steps of linear warm-up from 0")
+    min_lr_ratio: float = setting(0.1, "the cosine schedule's last lr, as a fraction of lr")
+    eval_every: int | None = setting(None, "also evaluate every N steps (always at each epoch's end and at the run's end)")
+    eval_batch_size: int = setting(32, "windows per evaluation batch")
+    checkpoint_every: int | None = setting(None, "also save last.pt every N steps")
+    save_every_minutes: float | None = setting(15.0, "also save last.pt after this many minutes of wall-clock time, "
+                                                     "what a kill -9 can cost at most (none: only at evaluations and "
+                                                     "checkpoint_every); may change on resume")
+    early_stopping: int | None = setting(None, "stop after N evaluations without a better validation loss")
+    seed: int = setting(0, "random seed of initialization, dropout and batch order")
+    num_workers: int = setting(0, "DataLoader worker processes (0: load in the training process; on a CPU, at most the "
+                                  "cores left free by PyTorch's threads)")
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps")
+    amp: bool = setting(True, "bf16 autocast on CUDA (no effect on CPU)")
+    compile: bool = setting(False, "torch.compile the model")
+    cuda_graphs: bool = setting(False, "on CUDA, capture each training step as one CUDA graph and replay it "
+                                       "(CapturedStep: same arithmetic, one launch)")
+    best_name: str = setting("mha_model_best.pt", "file name of the best checkpoint in the run directory")
+    report_to: tuple = setting((), "trackers that also record the run (TRACKERS; tensorboard: event files in "
+                                   "RUN_DIR/tensorboard; wandb: W&B, offline unless WANDB_MODE is set, in RUN_DIR/wandb); "
+                                   "may change on resume")
 
     def __post_init__(self):
         for name in ("batch_size", "eval_batch_size"): positive_int(name, getattr(self, name))
@@ -321,6 +329,7 @@ class Trainer:
                  train_cfg: TrainConfig = TrainConfig(), callbacks: list[Callback] | None = None, progress: bool | None = None,
                  corpus: dict | None = None, extend: bool = False):
         self.run_dir, self.model_cfg, self.data_cfg, self.cfg = Path(run_dir), model_cfg, data_cfg, train_cfg
+        self.run = RunDir(run_dir, train_cfg.best_name)  # every file of the run is read and written through it
         self.given_corpus = corpus  # {'train': ..., 'validation': ...} as Tokens or int arrays, instead of loading data_cfg
         self.load_cfg = data_cfg    # where the data is read from: on resume, from the folder the run recorded (as_recorded)
         self.extend = extend        # on resume, accept a larger budget (epochs, max_tokens or max_steps) than the run recorded
@@ -376,9 +385,9 @@ class Trainer:
         if self.world_size > 1 and dist.is_initialized(): dist.barrier()
 
     @property
-    def best_path(self): return self.run_dir / self.cfg.best_name
+    def best_path(self): return self.run.best_path
     @property
-    def last_path(self): return self.run_dir / "last.pt"
+    def last_path(self): return self.run.last_path
 
     def _config_record(self) -> dict:
         return dict(model=self.model_cfg.to_dict(), data=self.data_cfg.to_dict(), train=self.cfg.to_dict(),
@@ -399,25 +408,15 @@ class Trainer:
 
     def load_state(self, state: dict):
         if state.get("format") != CHECKPOINT_FORMAT: raise ValueError(f"checkpoint format {state.get('format')!r} is not {CHECKPOINT_FORMAT}")
-        given, ignore = dict(model=self.model_cfg, data=self.data_cfg, train=self.cfg), BUDGET_FIELDS if self.extend else ()
-        if changed := changed_configs(state["config"], *given.values(), ignore=ignore):
-            raise ValueError(f"cannot resume {str(self.run_dir)!r}: its {', '.join(changed)} configuration differs from this one "
-                             f"({'; '.join(config_differences(state['config'], given, ignore))})")
-        self._refuse_other_data(state["config"].get("sources"), self._config_record()["sources"])
+        self.run.check(dict(model=self.model_cfg, data=self.data_cfg, train=self.cfg), self._config_record()["sources"],
+                       record=state["config"], extend=self.extend,
+                       way_out="Resume it with the configuration it recorded, or start a new run directory")
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         for k in ("step", "epoch", "batch_in_epoch", "tokens_seen", "best_val_loss", "evals_since_best", "time_s"): setattr(self, k, state[k])
         self.interval = dict(state["interval"])
         torch.set_rng_state(state["rng"]["torch"])
         if "cuda" in state["rng"] and torch.cuda.is_available(): torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-
-    def _refuse_other_data(self, recorded: dict | None, now: dict):
-        "A resumed run must read the data it was trained on (runs from before sources were recorded have none to compare)."
-        recorded, now = json.loads(json.dumps(recorded or {})), json.loads(json.dumps(now))
-        for split, source in now.items():
-            if source is not None and split in recorded and recorded[split] != source:
-                raise ValueError(f"cannot resume {str(self.run_dir)!r}: its {split} data came from {describe_source(recorded[split])}, "
-                                 f"this time from {describe_source(source)}. Point it at the same data, or start a new run directory")
 
     # -- the loop -----------------------------------------------------------
     def _batches(self):
@@ -524,7 +523,7 @@ class Trainer:
         self.interval = dict(loss_sum=0.0, steps=0, grad_norm_sum=0.0, time_s=0.0, tokens=0)
         self.history.append(row)
         if self.is_main:
-            append_line(self.run_dir / "metrics.jsonl", json.dumps(row))
+            self.run.append_metrics(row)
             state = self.state()
             if improved: save_checkpoint(self.best_path, state)
             save_checkpoint(self.last_path, state)
@@ -534,32 +533,30 @@ class Trainer:
             self.stop_reason = f"early stopping: no better validation loss in {self.evals_since_best} evaluations"
 
     def _start(self, resume: bool):
-        held = (self.run_dir / "metrics.jsonl").exists()  # every rank looks before the barrier, so before rank 0 writes
+        held = self.run.metrics_path.exists()  # every rank looks before the barrier, so before rank 0 writes
         if self.is_main: self.run_dir.mkdir(parents=True, exist_ok=True)
         self._barrier()
         # the last checkpoint, or the best where the last was never written (a disk that filled up): a whole state too
-        start_from = next((p for p in (self.last_path, self.best_path) if p.exists()), None) if resume else None
+        start_from = self.run.resume_from() if resume else None
         if start_from is not None:
             self.load_state(load_checkpoint(start_from, map_location=self.device))
             if self.extend and self.step >= self.total_steps:
                 raise ValueError(f"cannot extend {str(self.run_dir)!r} to {self.total_steps:,} steps: it has run {self.step:,} already")
             if self.is_main:
                 if self.extend:  # the record follows the run: its budget is now the extended one
-                    with atomic_path(self.run_dir / "config.json") as p: p.write_text(json.dumps(self._config_record(), indent=1))
+                    self.run.write_config(self._config_record())
                 print(f"resumed from step {self.step:,} of {self.total_steps:,} ({self.run_dir}"
                       + (f", from {start_from.name}: last.pt was never written)" if start_from != self.last_path else ")"),
                       flush=True)
             if self.is_main:  # rows written after the checkpoint will be written again
-                rows = [r for r in read_metrics(self.run_dir) if r["step"] <= self.step]
-                with atomic_path(self.run_dir / "metrics.jsonl") as p: p.write_text("".join(json.dumps(r) + "\n" for r in rows))
-            self.history = read_metrics(self.run_dir) if self.is_main else []
-            (self.run_dir / "summary.json").unlink(missing_ok=True) if self.is_main else None
+                self.history = self.run.keep_metrics(self.step)
+                self.run.clear_summary()
             return
         if not resume and held:
             raise FileExistsError(f"{str(self.run_dir)!r} already holds a run: resume it (resume=True, --resume) or choose a new run_dir")
         if self.is_main:
-            with atomic_path(self.run_dir / "config.json") as p: p.write_text(json.dumps(self._config_record(), indent=1))
-            (self.run_dir / "metrics.jsonl").write_text("")
+            self.run.write_config(self._config_record())
+            self.run.start_metrics()
 
     def _save_last(self):
         "Save the current step to last.pt (rank 0), between evaluations: every rank syncs, so the ranks stay in step."
@@ -598,19 +595,19 @@ class Trainer:
             handlers = {s: signal.signal(s, self._on_signal) for s in STOP_SIGNALS}
         try: return self._fit(resume)
         except WriteError as e:  # a full disk, say: nothing saved before is lost; say how to go on
-            kept = next((str(p) for p in (self.last_path, self.best_path) if p.exists()), None)
-            raise WriteError(e.errno, f"{e}. Nothing saved before is lost{f' ({kept!r} is whole)' if kept else ''}: make "
+            kept = self.run.resume_from()
+            raise WriteError(e.errno, f"{e}. Nothing saved before is lost{f' ({str(kept)!r} is whole)' if kept else ''}: make "
                                       f"room (or fix the folder), then "
-                                      + (self._resume_hint() if (self.run_dir / "config.json").exists()
+                                      + (self._resume_hint() if self.run.exists
                                          else "run the same command again")) from None
         finally:
             for s, h in handlers.items(): signal.signal(s, h)
 
     def _fit(self, resume: bool) -> dict:
-        if resume and self.given_corpus is None and (self.run_dir / "config.json").exists():  # before any loading or tokenizing
-            recorded = json.loads((self.run_dir / "config.json").read_text()).get("sources")
-            self.load_cfg = self.data_cfg.as_recorded(recorded)  # no folder given: the recorded one, its files checked
-            self._refuse_other_data(recorded, {s: self.load_cfg.source(s) for s in (recorded or {})})
+        if resume and self.given_corpus is None and self.run.exists:  # before any loading or tokenizing
+            recorded = self.run.config()
+            self.load_cfg = self.data_cfg.as_recorded(recorded.get("sources"))  # no folder given: the recorded one, checked
+            self.run.check({}, {s: self.load_cfg.source(s) for s in (recorded.get("sources") or {})}, record=recorded)
         self._setup()
         self._start(resume)
         self._callbacks("before_fit")
@@ -641,8 +638,7 @@ class Trainer:
         best = min(self.history, key=lambda r: r["val_loss"]) if self.history else None
         summary = dict(stop_reason=self.stop_reason, steps=self.step, tokens_seen=self.tokens_seen, time_s=round(self.time_s, 3),
                        best=best, best_checkpoint=str(self.best_path), last_checkpoint=str(self.last_path))
-        if self.is_main:
-            with atomic_path(self.run_dir / "summary.json") as p: p.write_text(json.dumps(summary, indent=1))
+        if self.is_main: self.run.write_summary(summary)
         self._barrier()  # no rank leaves (and tears down the process group) while rank 0 is still writing
         return summary
 
@@ -657,62 +653,40 @@ def finish_run(run_dir, model_cfg: ModelConfig, data_cfg: DataConfig, train_cfg:
     if run is not None and run["summary"] is not None: return run["summary"]
     return train(run_dir, model_cfg, data_cfg, train_cfg, resume=True, callbacks=callbacks)
 
-# %% ../nbs/02_train.ipynb #70b1cc80
-PROFILES = {
-    "quick": dict(data=dict(dataset="synthetic", synthetic_articles=100, seq_len=64), train=dict(epochs=2)),
+# %% ../nbs/02_train.ipynb #c16e7617
+PROFILES = {  # named settings, each {part: fields} for the model, data and training configurations
     "experiment1": dict(data=dict(dataset="wikitext-2"), train=dict(epochs=300, batch_size=8)),
     "experiment2": dict(data=dict(dataset="wikitext-103"), train=dict(epochs=1, batch_size=32, num_workers=4)),
+    # quick: the same model and optimizer on a generated corpus, 64-token windows, a few steps; Experiment 2's corpus
+    # has four times Experiment 1's training articles (and the same validation ones), as WikiText-103 has to WikiText-2
+    "experiment1-quick": dict(data=dict(dataset="synthetic", synthetic_articles=48, seq_len=64),
+                              train=dict(epochs=3, batch_size=8)),
+    "experiment2-quick": dict(data=dict(dataset="synthetic", synthetic_articles=192, seq_len=64),
+                              train=dict(epochs=1, batch_size=32)),
 }
 
+def profile_configs(name: str | None = None, model: dict | None = None, data: dict | None = None,
+                    train: dict | None = None) -> tuple[ModelConfig, DataConfig, TrainConfig]:
+    "The three configurations of profile `name` (None: the defaults), with the fields given in `model`, `data`, `train`."
+    if name is not None and name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}: use one of {', '.join(sorted(PROFILES))}")
+    profile, given = PROFILES.get(name, {}), dict(model=model, data=data, train=train)
+    return tuple(cls(**{**profile.get(part, {}), **(given[part] or {})})
+                 for part, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig)))
+
+# %% ../nbs/02_train.ipynb #70b1cc80
 def _bool(s: str) -> bool:
     if s.lower() in ("1", "true", "yes"): return True
     if s.lower() in ("0", "false", "no"): return False
     raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
 
-FIELD_HELP = {  # what each configuration field means, in its units; --help shows these with the defaults
-    "vocab_size": "tokens in the vocabulary (GPT-2's: 50257; the planted corpus: its --markov-states)",
-    "max_seq_len": "longest context, in tokens (also the size of the position table)",
-    "d_model": "width of the residual stream", "num_heads": "attention heads (must divide --d-model)",
-    "d_ff": "hidden width of each feed-forward layer", "num_layers": "transformer blocks",
-    "dropout": "dropout probability, from 0 up to (not including) 1",
-    "chunked_loss": "true: the loss a few rows at a time, never holding all logits; false: the plain full-logits loss",
-    "dataset": "which corpus: wikitext-2 or wikitext-103 (or their config names), synthetic (generated text) or markov (planted chain)",
-    "data_dir": "folder with local WikiText files (parquet or wiki.*.raw); unset: LMLAB_WIKITEXT_DIR, else the Hugging Face hub",
-    "cache_dir": "folder of the token cache; unset: LMLAB_CACHE, else ~/.cache/lmlab",
-    "seq_len": "window length in tokens; unset: the model's --max-seq-len",
-    "synthetic_articles": "training articles of the generated corpus (--dataset synthetic)",
-    "synthetic_seed": "seed of the generated corpus and of the planted chain",
-    "markov_states": "tokens of the planted chain (--dataset markov); give the same number as --vocab-size",
-    "markov_tokens": "training tokens of the planted corpus (--dataset markov)",
-    "lr": "peak learning rate of AdamW", "weight_decay": "AdamW weight decay, applied to matrices only",
-    "betas": "AdamW's two moment decay rates", "max_norm": "gradient clipping: the largest global gradient norm",
-    "batch_size": "windows per optimizer step, all processes together",
-    "epochs": "passes over the training windows (or give --max-tokens or --max-steps instead)",
-    "max_tokens": "a budget in training tokens (random windows) instead of epochs",
-    "max_steps": "a budget in optimizer steps (random windows) instead of epochs",
-    "schedule": "learning-rate schedule: constant, or cosine down to --min-lr-ratio x --lr at the last step",
-    "warmup_steps": "optimizer steps of linear warm-up from 0", "min_lr_ratio": "the cosine schedule's last lr, as a fraction of --lr",
-    "eval_every": "also evaluate every N steps (always at each epoch's end and at the run's end)",
-    "eval_batch_size": "windows per evaluation batch", "checkpoint_every": "also save last.pt every N steps",
-    "save_every_minutes": "also save last.pt after this many minutes of wall-clock time (none: only at evaluations "
-                          "and --checkpoint-every); may change on --resume",
-    "early_stopping": "stop after N evaluations without a better validation loss",
-    "seed": "random seed of initialization, dropout and batch order",
-    "num_workers": "DataLoader worker processes (0: load in the training process; on a CPU, at most the cores left free by PyTorch's threads)",
-    "device": "auto, cpu, cuda, cuda:N or mps", "amp": "bf16 autocast on CUDA (no effect on CPU)",
-    "compile": "torch.compile the model",
-    "cuda_graphs": "on CUDA, capture each training step as one CUDA graph and replay it (same arithmetic, one launch)",
-    "best_name": "file name of the best checkpoint in the run directory",
-    "report_to": "trackers that also record the run (tensorboard: event files in RUN_DIR/tensorboard; wandb: W&B, "
-                 "offline unless WANDB_MODE is set, in RUN_DIR/wandb); may change on --resume",
-}
 _ARG_CHOICES = dict(schedule=["constant", "cosine"])
 
 def _add_fields(parser, cls, group):
     g = parser.add_argument_group(group)
     for f in dataclasses.fields(cls):
         flag, default = "--" + f.name.replace("_", "-"), f.default
-        kw = dict(default=None, help=f"{FIELD_HELP[f.name]} (default: {default})", choices=_ARG_CHOICES.get(f.name))
+        kw = dict(default=None, help=f"{f.metadata['help']} (default: {default})", choices=_ARG_CHOICES.get(f.name))
         if f.name == "report_to": g.add_argument(flag, nargs="*", metavar="TRACKER", **kw)
         elif isinstance(default, bool): g.add_argument(flag, type=_bool, metavar="BOOL", **kw)
         elif isinstance(default, tuple): g.add_argument(flag, type=float, nargs=len(default), **kw)
@@ -745,18 +719,17 @@ def parse_args(argv=None) -> tuple:
     if a["extend"] and not a["resume"]: p.error("--extend only applies with --resume")
     if a["resume"]:
         if a["profile"]: p.error("--profile starts a new run; --resume continues one with the configuration it recorded")
-        if not (run_dir / "config.json").exists():
+        run = RunDir(run_dir)
+        if not run.exists:
             p.error(f"no run to resume in {str(run_dir)!r} (no config.json there): check the path, or drop --resume to start a new run")
-        recorded = json.loads((run_dir / "config.json").read_text())
-        diffs = config_differences(recorded, explicit, ignore=BUDGET_FIELDS if a["extend"] else ())
-        if diffs:
-            p.error(f"cannot resume {str(run_dir)!r} with other settings than it recorded ({'; '.join(diffs)}): leave them out, "
-                    f"add --extend to give a larger budget, or start a new run directory")
+        recorded = run.config()
+        try: run.check(explicit, extend=a["extend"], way_out="Leave those options out (--resume takes the recorded ones), "
+                                                           "add --extend to give a larger budget, or start a new run directory")
+        except ValueError as e: p.error(str(e))
         configs = [cls.from_dict({**recorded[key], **given[key]}) if key == "train" else cls.from_dict(recorded[key])
                    for key, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))]
     else:
-        prof = PROFILES.get(a["profile"] or "", {})
-        try: configs = [cls(**{**prof.get(key, {}), **given[key]}) for key, cls in (("model", ModelConfig), ("data", DataConfig), ("train", TrainConfig))]
+        try: configs = profile_configs(a["profile"], **given)
         except (ValueError, TypeError) as e: p.error(str(e))
     return (run_dir, *configs, a["resume"], a["extend"])
 

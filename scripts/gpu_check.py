@@ -135,7 +135,7 @@ def main():
         ("sweep benchmark", [py, "bench/sweep.py", "--device", "cuda", "--runs-per-gpu", "1", "4", "--mps", "off", "auto",
                              "--steps", "5", "--wait-s", "60", "--measure-plan", "0.01"], 0.25),
         ("planted sweep", [py, __file__, "--child", "sweep", "--out", work], 0.18),
-        ("lmlab-eval", ["bash", "-c", f"{command('lmlab.train:main')} --profile quick --run-dir '{quick_run}' --device cuda "
+        ("lmlab-eval", ["bash", "-c", f"{command('lmlab.train:main')} --profile experiment1-quick --run-dir '{quick_run}' --device cuda "
                                       f"--cache-dir '{work}/cache' && {command('lmlab.harness:main')} '{quick_run}' "
                                       f"--device cuda"], 0.12),
     ]

@@ -29,10 +29,10 @@ from lmlab.sweep import Slot
 if __name__ == "__main__":
     plan, _ = preset_plan("wikitext-103", unique_tokens=115_000_000)
     plan = dataclasses.replace(plan, runs=sorted(plan.runs, key=lambda r: r.model.d_model)[:2])  # the two narrowest runs
-    fraction = plan.batch_size * plan.seq_len / min(r.D for r in plan.runs)        # about one step each
+    fraction = plan.batch_size * plan.seq_len / min(r.tokens_to_train for r in plan.runs)        # about one step each
     res = bench.measure_plan(plan, fraction, [Slot("cpu")] * 2, {{r.model.d_model: 1e4 for r in plan.runs}},
                              unique_tokens=200_000, val_tokens=2 * 512 + 1)
-    print(json.dumps(dict(res, D=[r.D for r in plan.runs], step_tokens=plan.batch_size * plan.seq_len)))
+    print(json.dumps(dict(res, tokens_to_train=[r.tokens_to_train for r in plan.runs], step_tokens=plan.batch_size * plan.seq_len)))
 """
 
 
@@ -44,7 +44,7 @@ def test_measure_plan_trains_the_cut_plan_and_extrapolates(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     out = json.loads(res.stdout.strip().splitlines()[-1])
     fraction, step = out["fraction"], out["step_tokens"]
-    cut = [max(1, round(d * fraction) // step) * step for d in out["D"]]
+    cut = [max(1, round(d * fraction) // step) * step for d in out["tokens_to_train"]]
     assert out["tokens"] == sum(cut) and out["runs_at_once"] == 2
     assert out["measured_s"] > 0 and out["full_extrapolated_s"] == pytest.approx(out["measured_s"] / fraction)
     assert out["estimated_s"] == pytest.approx(max(cut) / 1e4)  # two runs on two slots: the longer one sets the time
